@@ -1,0 +1,288 @@
+"""The event store: an append-only log in PostgreSQL, and an in-memory twin for unit tests.
+
+Guarantees (tested against the real database in ``tests/integration/test_eventstore.py``):
+
+- *Append-only*: triggers reject UPDATE, DELETE and TRUNCATE on ``events``.
+- *Gapless global order*: an append takes ``LOCK TABLE events IN EXCLUSIVE MODE`` before it
+  inserts, so positions are allocated and committed in the same order. Without it, a transaction
+  that drew position 10 could commit after one that drew 11, and a reader tailing
+  ``position > 10`` would already have moved past 10 and skip it for ever. Readers are not
+  blocked by this lock (SELECT takes ACCESS SHARE).
+- *Optimistic concurrency*: ``expected_version`` is the stream's version the writer saw; a
+  mismatch raises :class:`ConcurrencyError`. ``UNIQUE (stream, stream_version)`` backs it.
+- *Idempotent append*: appending an event whose ``event_id`` is already stored is a no-op
+  that returns the stored positions.
+- ``occurred_at`` (business time) is set by the writer, ``recorded_at`` by the database.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.envelope import Actor, Envelope
+from contracts.registry import upcast
+
+NOTIFY_CHANNEL = "aid_events"
+
+
+class ConcurrencyError(RuntimeError):
+    """The stream moved on since the writer read it."""
+
+
+class IdempotencyConflict(RuntimeError):
+    """Some, but not all, event_ids of one append were stored already."""
+
+
+class EventStore(abc.ABC):
+    """The port every service and the replay use."""
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
+        """Append ``events`` (to one or several streams); return them with positions and versions.
+
+        ``expected_version`` applies when all events go to one stream: 0 means "stream is new".
+        """
+
+    @abc.abstractmethod
+    def read_all(
+        self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
+    ) -> Iterator[Envelope]:
+        """Every event after ``after_position`` in log order, upcast to current schema versions."""
+
+    @abc.abstractmethod
+    def read_stream(self, stream: str) -> list[Envelope]: ...
+
+    @abc.abstractmethod
+    def head_position(self) -> int: ...
+
+
+def _plan(
+    events: Sequence[Envelope], current: dict[str, int], expected_version: int | None
+) -> list[Envelope]:
+    streams = {e.stream for e in events}
+    if expected_version is not None:
+        if len(streams) != 1:
+            raise ValueError("expected_version needs all events in one stream")
+        (stream,) = streams
+        if current.get(stream, 0) != expected_version:
+            raise ConcurrencyError(
+                f"stream {stream!r} is at version {current.get(stream, 0)}, expected {expected_version}"
+            )
+    planned: list[Envelope] = []
+    versions = dict(current)
+    for event in events:
+        versions[event.stream] = versions.get(event.stream, 0) + 1
+        planned.append(replace(event, stream_version=versions[event.stream]))
+    return planned
+
+
+def _upcast(envelope: Envelope) -> Envelope:
+    version, payload = upcast(envelope.type, envelope.schema_version, envelope.payload)
+    if version == envelope.schema_version:
+        return envelope
+    return replace(envelope, schema_version=version, payload=payload)
+
+
+class InMemoryEventStore(EventStore):
+    """Same behaviour as the PostgreSQL store, for fast unit tests of services and folds."""
+
+    def __init__(self) -> None:
+        self._events: list[Envelope] = []
+        self._by_id: dict[uuid.UUID, Envelope] = {}
+        self._lock = threading.Lock()
+
+    def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
+        with self._lock:
+            known = [self._by_id[e.event_id] for e in events if e.event_id in self._by_id]
+            if known and len(known) == len(events):
+                return known
+            if known:
+                raise IdempotencyConflict("part of this append was stored already")
+            current: dict[str, int] = {}
+            for e in self._events:
+                current[e.stream] = e.stream_version
+            stored = []
+            for e in _plan(events, current, expected_version):
+                e = replace(e, position=len(self._events) + 1, recorded_at=datetime.now(UTC))
+                self._events.append(e)
+                self._by_id[e.event_id] = e
+                stored.append(e)
+            return stored
+
+    def read_all(
+        self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
+    ) -> Iterator[Envelope]:
+        for e in list(self._events[after_position:]):
+            if recorded_until is not None and e.recorded_at is not None and e.recorded_at > recorded_until:
+                continue
+            yield _upcast(e)
+
+    def read_stream(self, stream: str) -> list[Envelope]:
+        return [_upcast(e) for e in self._events if e.stream == stream]
+
+    def head_position(self) -> int:
+        return len(self._events)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_COLUMNS = (
+    "position, event_id, stream, stream_version, type, schema_version, occurred_at, recorded_at,"
+    " actor, correlation_id, causation_id, payload"
+)
+
+
+def row_to_envelope(row: Sequence[Any]) -> Envelope:
+    actor = row[8]
+    return Envelope(
+        position=row[0],
+        event_id=row[1],
+        stream=row[2],
+        stream_version=row[3],
+        type=row[4],
+        schema_version=row[5],
+        occurred_at=row[6],
+        recorded_at=row[7],
+        actor=Actor(kind=actor["kind"], id=actor["id"], school=actor.get("school")),
+        correlation_id=row[9],
+        causation_id=row[10],
+        payload=row[11],
+    )
+
+
+def append_in_transaction(conn: Any, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
+    """Append inside the caller's open transaction (so effects and events commit together)."""
+    from psycopg.types.json import Jsonb
+
+    if not events:
+        return []
+    ids = [e.event_id for e in events]
+    with conn.cursor() as cur:
+        cur.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        cur.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ANY(%s) ORDER BY position", (ids,))
+        known = [row_to_envelope(r) for r in cur.fetchall()]
+        if known and len(known) == len(events):
+            return known
+        if known:
+            raise IdempotencyConflict("part of this append was stored already")
+        streams = sorted({e.stream for e in events})
+        cur.execute(
+            "SELECT stream, max(stream_version) FROM events WHERE stream = ANY(%s) GROUP BY stream", (streams,)
+        )
+        current = {s: v for s, v in cur.fetchall()}
+        planned = _plan(events, current, expected_version)
+        rows = [
+            (
+                e.event_id, e.stream, e.stream_version, e.type, e.schema_version, e.occurred_at,
+                Jsonb(e.actor.to_dict()), e.correlation_id, e.causation_id, Jsonb(e.payload),
+            )
+            for e in planned
+        ]
+        stored: list[Envelope] = []
+        if len(rows) == 1:
+            cur.execute(
+                "INSERT INTO events (event_id, stream, stream_version, type, schema_version, occurred_at,"
+                " actor, correlation_id, causation_id, payload) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " RETURNING position, recorded_at",
+                rows[0],
+            )
+            position, recorded_at = cur.fetchone()
+            stored.append(replace(planned[0], position=position, recorded_at=recorded_at))
+        else:
+            cur.executemany(
+                "INSERT INTO events (event_id, stream, stream_version, type, schema_version, occurred_at,"
+                " actor, correlation_id, causation_id, payload) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " RETURNING position, recorded_at",
+                rows,
+                returning=True,
+            )
+            for e in planned:
+                position, recorded_at = cur.fetchone()
+                stored.append(replace(e, position=position, recorded_at=recorded_at))
+                cur.nextset()
+        cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(stored[-1].position)))
+    return stored
+
+
+def mark_processed(conn: Any, consumer: str, envelope: Envelope) -> bool:
+    """Record that ``consumer`` handled ``envelope``, in the caller's transaction.
+
+    Returns False when it was handled before: the caller must then change nothing.
+    """
+    cur = conn.execute(
+        "INSERT INTO processed_events (consumer, event_id, position) VALUES (%s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (consumer, envelope.event_id, envelope.position),
+    )
+    return bool(cur.rowcount == 1)
+
+
+class PostgresEventStore(EventStore):
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def _connect(self, **kwargs: Any) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.dsn, **kwargs)
+
+    def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
+        with self._connect() as conn, conn.transaction():
+            return append_in_transaction(conn, events, expected_version)
+
+    def read_all(
+        self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
+    ) -> Iterator[Envelope]:
+        query = f"SELECT {_COLUMNS} FROM events WHERE position > %s"
+        params: list[Any] = [after_position]
+        if recorded_until is not None:
+            query += " AND recorded_at <= %s"
+            params.append(recorded_until)
+        query += " ORDER BY position"
+        with self._connect() as conn, conn.transaction():
+            with conn.cursor(name="read_all") as cur:
+                cur.itersize = batch_size
+                cur.execute(query, params)
+                for row in cur:
+                    yield _upcast(row_to_envelope(row))
+
+    def read_rows(
+        self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Raw rows (the columns of :data:`_COLUMNS`) for hot replay loops that build no objects."""
+        query = f"SELECT {_COLUMNS} FROM events WHERE position > %s"
+        params: list[Any] = [after_position]
+        if recorded_until is not None:
+            query += " AND recorded_at <= %s"
+            params.append(recorded_until)
+        query += " ORDER BY position"
+        with self._connect() as conn, conn.transaction():
+            with conn.cursor(name="read_rows") as cur:
+                cur.itersize = batch_size
+                cur.execute(query, params)
+                yield from cur
+
+    def read_stream(self, stream: str) -> list[Envelope]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream = %s ORDER BY stream_version", (stream,)
+            ).fetchall()
+        return [_upcast(row_to_envelope(r)) for r in rows]
+
+    def head_position(self) -> int:
+        with self._connect() as conn:
+            row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+        return int(row[0])
+
+
+def stream_versions(events: Iterable[Envelope]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in events:
+        out[e.stream] = max(out.get(e.stream, 0), e.stream_version)
+    return out

@@ -1,0 +1,31 @@
+"""Semester identifiers and the calendar's fixed points (time zone Asia/Shanghai).
+
+The rules that change with policy (deadlines, check months, amounts) live in the eligibility
+policy file; this module only names semesters, as every contract does.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local_date(instant: datetime) -> date:
+    return instant.astimezone(SHANGHAI).date()
+
+
+def semester_of(day: date | datetime) -> str:
+    """``2026-autumn`` for Aug 2026 .. Feb 2027, ``2027-spring`` for Mar .. Jul 2027."""
+    d = local_date(day) if isinstance(day, datetime) else day
+    if 3 <= d.month <= 7:
+        return f"{d.year}-spring"
+    return f"{d.year if d.month >= 8 else d.year - 1}-autumn"
+
+
+def parse_semester(semester: str) -> tuple[int, str]:
+    year, _, season = semester.partition("-")
+    if not year.isdigit() or season not in ("autumn", "spring"):
+        raise ValueError(f"not a semester id: {semester!r} (expected e.g. 2026-autumn)")
+    return int(year), season
