@@ -245,12 +245,11 @@ class PostgresEventStore(EventStore):
             query += " AND recorded_at <= %s"
             params.append(recorded_until)
         query += " ORDER BY position"
-        with self._connect() as conn, conn.transaction():
-            with conn.cursor(name="read_all") as cur:
-                cur.itersize = batch_size
-                cur.execute(query, params)
-                for row in cur:
-                    yield _upcast(row_to_envelope(row))
+        with self._connect() as conn, conn.transaction(), conn.cursor(name="read_all") as cur:
+            cur.itersize = batch_size
+            cur.execute(query, params)
+            for row in cur:
+                yield _upcast(row_to_envelope(row))
 
     def read_rows(
         self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
@@ -262,11 +261,10 @@ class PostgresEventStore(EventStore):
             query += " AND recorded_at <= %s"
             params.append(recorded_until)
         query += " ORDER BY position"
-        with self._connect() as conn, conn.transaction():
-            with conn.cursor(name="read_rows") as cur:
-                cur.itersize = batch_size
-                cur.execute(query, params)
-                yield from cur
+        with self._connect() as conn, conn.transaction(), conn.cursor(name="read_rows") as cur:
+            cur.itersize = batch_size
+            cur.execute(query, params)
+            yield from cur
 
     def read_stream(self, stream: str) -> list[Envelope]:
         with self._connect() as conn:

@@ -65,3 +65,26 @@ def endpoint(service: str, name: str) -> Callable[[Callable[..., Any]], Callable
         return handler
 
     return wrap
+
+
+def read_images(body: dict[str, Any], name: str, store: Any, required: bool = True) -> list[str]:
+    """Base64 images in ``body[name]`` (a string or a list) stored as blobs; returns references."""
+    import base64
+    import binascii
+
+    raw = body.get(name)
+    if raw in (None, "", []):
+        if required:
+            raise DomainError("MISSING_FIELD", f"missing field {name!r} (base64 images)")
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    refs = []
+    for index, item in enumerate(items):
+        try:
+            data = base64.b64decode(str(item), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DomainError("MALFORMED_IMAGE", f"{name}[{index}] is not valid base64") from exc
+        if not data:
+            raise DomainError("EMPTY_IMAGE", f"{name}[{index}] is empty")
+        refs.append(store.put(data))
+    return refs

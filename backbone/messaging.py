@@ -169,6 +169,15 @@ class EventStoreAccess:
         observability.CONSUMER_HANDLED.labels(service=self.service, event_type=envelope.type, outcome=outcome).inc()
         return outcome == "ok"
 
+    def read_stream(self, stream: str) -> list[Envelope]:
+        from backbone.eventstore import _COLUMNS, _upcast, row_to_envelope
+
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream = %s ORDER BY stream_version", (stream,)
+            ).fetchall()
+        return [_upcast(row_to_envelope(r)) for r in rows]
+
     def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
         started = time.perf_counter()
         with self.pool.transaction() as conn:
@@ -190,3 +199,16 @@ class EventStoreProvider(DependencyProvider):  # type: ignore[misc]
 
     def get_dependency(self, worker_ctx: Any) -> EventStoreAccess:
         return self.access
+
+
+class BlobStoreProvider(DependencyProvider):  # type: ignore[misc]
+    """nameko dependency: ``self.blobs`` is the encrypted :class:`~backbone.blobs.BlobStore`."""
+
+    def setup(self) -> None:
+        from backbone.blobs import BlobStore
+
+        settings = config.load()
+        self.blobs = BlobStore(settings.blob_dir, settings.secret_key)
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.blobs

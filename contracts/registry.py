@@ -32,7 +32,7 @@ class ContractError(ValueError):
 
 
 def current_version(event_type: str) -> int:
-    versions = [cls.VERSION for cls in ALL_EVENTS if cls.TYPE == event_type]
+    versions = [cls.VERSION for cls in ALL_EVENTS if event_type == cls.TYPE]
     if not versions:
         raise ContractError(f"unknown event type {event_type!r}")
     return max(versions)
