@@ -75,5 +75,5 @@ def load(environ: dict[str, str] | None = None) -> Settings:
 
 def ports(service: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
     env = os.environ if environ is None else environ
-    metrics, api = SERVICE_PORTS[service]
+    metrics, api = SERVICE_PORTS.get(service, (0, 0))
     return int(env.get("AID_METRICS_PORT", metrics)), int(env.get("AID_API_PORT", api))

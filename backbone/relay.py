@@ -15,8 +15,10 @@ Run: ``python -m backbone.relay`` (Ctrl-C or SIGTERM stops it after the current 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -108,10 +110,8 @@ class ConfirmingPublisher:
         self.conn.heartbeat_tick()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already gone
             self.conn.close()
-        except Exception:  # already gone
-            pass
 
 
 def encode(row: Any) -> tuple[str, bytes, dict[str, Any]]:
@@ -212,7 +212,7 @@ class Relay:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backbone.relay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="main", help="relay name (its checkpoint and leader lock)")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=int(os.environ.get("AID_RELAY_BATCH", "500")))
     parser.add_argument("--no-metrics", action="store_true", help="do not serve /metrics and /health")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

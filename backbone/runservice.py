@@ -15,16 +15,15 @@ SERVICES = ("enrollment", "spotcheck", "facematch", "eligibility", "appeals", "h
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help") or args[0] not in SERVICES:
+    if not args or args[0] in ("-h", "--help") or (args[0] not in SERVICES and ":" not in args[0]):
         print(f"usage: python -m backbone.runservice {{{','.join(SERVICES)}}}\n\n{__doc__}", file=sys.stderr)
         return 0 if args and args[0] in ("-h", "--help") else 2
-    name = args[0]
+    target = args[0]  # a service name, or module:SERVICE for a test service
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
     import eventlet
 
     eventlet.monkey_patch()
 
-    import importlib
     import logging
     import signal
 
@@ -32,13 +31,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from backbone import config, observability
 
+    import importlib
+
+    module = importlib.import_module(target.partition(":")[0] if ":" in target else f"services.{target}.service")
+    service_cls = module.SERVICE
+    name = service_cls.name
     logging.basicConfig(level=os.environ.get("AID_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger(f"aid.{name}")
     settings = config.load()
     metrics_port, api_port = config.ports(name)
-    module = importlib.import_module(f"services.{name}.service")
-    service_cls = module.SERVICE
     nameko_config = {
         "AMQP_URI": settings.amqp_url,
         "WEB_SERVER_ADDRESS": f"0.0.0.0:{api_port}",

@@ -1,0 +1,189 @@
+"""Delivery guarantees, shown against the real PostgreSQL and RabbitMQ with real processes:
+nothing is lost when a relay or a consumer is SIGKILLed, or when the broker or the database
+restarts; a redelivered or duplicated event is applied once; broken messages are
+dead-lettered with their reason and never crash a consumer."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import amqp
+import psycopg
+import pytest
+
+from backbone.eventstore import PostgresEventStore
+from backbone.relay import _amqp_params
+from contracts import Actor, build_envelope
+from contracts.events import CheckClosed
+from tests.support import System, metric_value, rabbitmqctl, wait_for
+
+pytestmark = pytest.mark.integration
+ACTOR = Actor(kind="system", id="test")
+
+
+def closed_events(n: int, streams: int = 10) -> list[Any]:
+    return [build_envelope(CheckClosed(check_id=f"c{i}", closed_at="2026-10-21T15:00:00+08:00"),
+                           stream=f"check-{i % streams}", actor=ACTOR) for i in range(n)]
+
+
+class Tap:
+    """A queue bound to every event on the exchange; collects message ids."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.conn = amqp.Connection(**_amqp_params(amqp_url))
+        self.conn.connect()
+        self.channel = self.conn.channel()
+        self.channel.exchange_declare("aid.events", "topic", durable=True, auto_delete=False)
+        self.queue = f"tap-{uuid.uuid4().hex[:6]}"
+        self.channel.queue_declare(self.queue, durable=True, auto_delete=False)
+        self.channel.queue_bind(self.queue, "aid.events", "#")
+
+    def drain(self) -> list[str]:
+        ids = []
+        while (message := self.channel.basic_get(self.queue, no_ack=True)) is not None:
+            ids.append(message.properties["message_id"])
+        return ids
+
+
+def probe_table(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS probe_effects (event_id uuid NOT NULL)")
+
+
+def effects(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [str(r[0]) for r in conn.execute("SELECT event_id FROM probe_effects").fetchall()]
+
+
+def test_relay_killed_between_commit_and_publish_loses_nothing(system: System) -> None:
+    store = PostgresEventStore(system.database_url)
+    tap = Tap(system.amqp_url)
+    stored = store.append(closed_events(3000))
+    relay = system.relay(AID_RELAY_BATCH="100").start()
+    seen: set[str] = set()
+
+    def some_published() -> bool:
+        seen.update(tap.drain())
+        return len(seen) >= 300
+
+    wait_for(some_published, what="first publications")
+    relay.kill(signal.SIGKILL)  # mid-stream: the checkpoint lags what the broker has
+    more = store.append(closed_events(500))  # committed while no relay runs
+    relay = system.relay().start()
+    expected = {str(e.event_id) for e in stored + more}
+    assert len(seen) < len(expected), "the relay was killed too late to prove anything"
+
+    def all_published() -> bool:
+        seen.update(tap.drain())
+        return expected <= seen
+
+    wait_for(all_published, timeout=60, what="every event published")
+    assert expected == seen  # nothing lost, nothing foreign
+    relay.stop()
+
+
+def test_consumer_killed_mid_handling_gets_the_event_again_and_applies_it_once(system: System,
+                                                                                 tmp_path: Path) -> None:
+    probe_table(system.database_url)
+    store = PostgresEventStore(system.database_url)
+    relay = system.relay().start()
+    for when in ("before_commit", "after_commit"):
+        stall = tmp_path / f"stall-{when}"
+        probe = system.service("tests.integration.probe_service:SERVICE", name=f"probe-{when}",
+                               PROBE_STALL_FILE=str(stall), PROBE_STALL_WHEN=when).start()
+        (event,) = store.append(closed_events(1))
+        wait_for(stall.exists, what=f"probe stalled {when}")
+        probe.kill(signal.SIGKILL)
+        probe = system.service("tests.integration.probe_service:SERVICE", name=f"probe-{when}-2").start()
+        wait_for(lambda e=event: str(e.event_id) in effects(system.database_url), what="redelivery handled")
+        time.sleep(1.0)
+        assert effects(system.database_url).count(str(event.event_id)) == 1
+        probe.stop()
+    relay.stop()
+
+
+def test_duplicates_and_cross_stream_reordering_change_nothing(system: System) -> None:
+    probe_table(system.database_url)
+    probe = system.service("tests.integration.probe_service:SERVICE").start()
+    events = [e for e in PostgresEventStore(system.database_url).append(closed_events(30))]
+    conn = amqp.Connection(**_amqp_params(system.amqp_url))
+    conn.connect()
+    channel = conn.channel()
+    # publish every event twice, in reverse and shuffled orders, as a misbehaving relay might
+    for batch in (list(reversed(events)), events[::2] + events[1::2]):
+        for e in batch:
+            channel.basic_publish(amqp.Message(json.dumps(e.to_dict()), content_type="application/json",
+                                               message_id=str(e.event_id)),
+                                  exchange="aid.events", routing_key=e.type)
+    wait_for(lambda: len(effects(system.database_url)) >= 30, what="events handled")
+    time.sleep(1.5)
+    handled = effects(system.database_url)
+    assert sorted(handled) == sorted(str(e.event_id) for e in events)
+    text = probe.metrics()
+    assert metric_value(text, "aid_consumer_handled_total", service="probe", outcome="duplicate") == 30
+    conn.close()
+
+
+def test_broken_messages_are_dead_lettered_with_a_reason_and_the_consumer_goes_on(system: System) -> None:
+    probe_table(system.database_url)
+    probe = system.service("tests.integration.probe_service:SERVICE").start()
+    conn = amqp.Connection(**_amqp_params(system.amqp_url))
+    conn.connect()
+    channel = conn.channel()
+    good = closed_events(1)[0]
+    broken_payload = dict(good.to_dict(), event_id=str(uuid.uuid4()))
+    broken_payload["payload"] = {"check_id": 42}
+    for body, ctype in [(b"\x00not json{", "application/json"),
+                        (json.dumps(broken_payload).encode(), "application/json"),
+                        (json.dumps({"type": "CheckClosed"}).encode(), "application/json")]:
+        channel.basic_publish(amqp.Message(body, content_type=ctype), exchange="aid.events", routing_key="CheckClosed")
+    PostgresEventStore(system.database_url).append([good])
+    relay = system.relay().start()
+    wait_for(lambda: str(good.event_id) in effects(system.database_url), what="good event handled after bad ones")
+    reasons = []
+    while (m := channel.basic_get("probe.dlq", no_ack=True)) is not None:
+        reasons.append((m.headers["x-aid-reason"], m.headers["x-aid-detail"]))
+    assert [r for r, _ in reasons] == ["undecodable", "contract_violation", "contract_violation"]
+    assert "check_id" in reasons[1][1] and "required" in reasons[2][1]
+    assert metric_value(probe.metrics(), "aid_dead_letters_total", service="probe") == 3
+    relay.stop()
+    conn.close()
+
+
+def _restart_rabbitmq() -> None:
+    rabbitmqctl("stop_app")
+    time.sleep(2)
+    rabbitmqctl("start_app")
+
+
+def _restart_postgres() -> None:
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.split()
+    version, cluster = clusters[0], clusters[1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"], check=True,
+                   timeout=120)
+
+
+@pytest.mark.parametrize("restart", [_restart_rabbitmq, _restart_postgres], ids=["rabbitmq", "postgresql"])
+def test_a_broker_or_database_restart_is_survived_with_nothing_lost(system: System, restart: Any) -> None:
+    probe_table(system.database_url)
+    store = PostgresEventStore(system.database_url)
+    relay = system.relay().start()
+    probe = system.service("tests.integration.probe_service:SERVICE", PROBE_HANDLE_SLEEP="0.01").start()
+    first = store.append(closed_events(200))
+    restart()
+
+    def append_later() -> list[Any]:
+        return store.append(closed_events(200))
+
+    later = wait_for(append_later, timeout=60, what="database accepting appends again")
+    expected = {str(e.event_id) for e in first + later}
+    wait_for(lambda: expected <= set(effects(system.database_url)), timeout=120, what="every event handled")
+    assert sorted(effects(system.database_url)) == sorted(expected)
+    relay.stop()
+    probe.stop()

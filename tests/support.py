@@ -1,0 +1,198 @@
+"""Test support: throwaway PostgreSQL databases and RabbitMQ vhosts, and service processes.
+
+Everything here talks to the real PostgreSQL (127.0.0.1:5432) and RabbitMQ (127.0.0.1:5672)
+of the machine. Each test session gets its own database and vhost, dropped at the end, so a
+running development system is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("AID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("AID_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def throwaway_database(prefix: str = "aid_test") -> Iterator[str]:
+    from backbone.migrate import migrate
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(PG_ADMIN, dbname=name)
+    migrate(url, out=open(os.devnull, "w"))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+@contextlib.contextmanager
+def throwaway_vhost() -> Iterator[str]:
+    vhost = f"aid_test_{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"{AMQP_BASE}/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost, check=False)
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Proc:
+    """A service or relay running as a real local process."""
+
+    def __init__(self, args: list[str], env: dict[str, str], name: str, metrics_port: int, api_port: int = 0,
+                 log_dir: Path | None = None) -> None:
+        self.args, self.env, self.name = args, env, name
+        self.metrics_port, self.api_port = metrics_port, api_port
+        self.log_path = (log_dir or Path("/tmp")) / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> Proc:
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen([sys.executable, *self.args], env=self.env, cwd=REPO,
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        def healthy() -> bool:
+            assert self.popen is not None
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}: {self.log_tail()}")
+            status, _ = http_json("GET", f"http://127.0.0.1:{self.metrics_port}/health", timeout=2)
+            return status == 200
+
+        try:
+            wait_for(healthy, timeout, what=f"{self.name} healthy")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- {self.name} log ---\n{self.log_tail()}") from exc
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            self.popen.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``, from Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, label_text = head.partition("{")
+        if metric != name:
+            continue
+        if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+class System:
+    """Relay and services started as processes against one database and one vhost."""
+
+    def __init__(self, database_url: str, amqp_url: str, tmp: Path) -> None:
+        self.database_url, self.amqp_url, self.tmp = database_url, amqp_url, tmp
+        self.procs: dict[str, Proc] = {}
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AID_")}
+        env.update(AID_DATABASE_URL=self.database_url, AID_AMQP_URL=self.amqp_url,
+                   AID_BLOB_DIR=str(self.tmp / "blobs"), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env.update(extra)
+        return env
+
+    def relay(self, name: str = "relay", **extra: str) -> Proc:
+        port = free_port()
+        proc = Proc(["-m", "backbone.relay"], self.env(AID_METRICS_PORT=str(port), **extra), name, port,
+                    log_dir=self.tmp)
+        self.procs[name] = proc
+        return proc
+
+    def service(self, service: str, name: str | None = None, module: str = "backbone.runservice",
+                **extra: str) -> Proc:
+        metrics, api = free_port(), free_port()
+        proc = Proc(["-m", module, service],
+                    self.env(AID_METRICS_PORT=str(metrics), AID_API_PORT=str(api), **extra),
+                    name or service, metrics, api, log_dir=self.tmp)
+        self.procs[name or service] = proc
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
