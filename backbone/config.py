@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 DEV_SECRET = "00" * 32
@@ -77,3 +78,10 @@ def ports(service: str, environ: dict[str, str] | None = None) -> tuple[int, int
     env = os.environ if environ is None else environ
     metrics, api = SERVICE_PORTS.get(service, (0, 0))
     return int(env.get("AID_METRICS_PORT", metrics)), int(env.get("AID_API_PORT", api))
+
+
+def now() -> datetime:
+    """The service clock. Outside production, ``AID_CLOCK_OFFSET_SECONDS`` shifts it, so tests
+    and demos can run a 10:00-15:00 check at any hour of the day."""
+    offset = 0.0 if os.environ.get("AID_ENV") == "production" else float(os.environ.get("AID_CLOCK_OFFSET_SECONDS", "0"))
+    return datetime.now(UTC) + timedelta(seconds=offset)

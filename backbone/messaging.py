@@ -101,6 +101,8 @@ class EventConsumer(Consumer):  # type: ignore[misc]
         dlq = Queue(dlq_name(service), exchange=dlx, routing_key=dlq_name(service), durable=True)
         from kombu import Connection
 
+        for reason in ("undecodable", "contract_violation", "handler_error"):
+            observability.DEAD_LETTERS.labels(service=service, reason=reason)  # series exist from 0
         with Connection(self.container.config["AMQP_URI"]) as conn:
             channel = conn.channel()
             for entity in (exchange, dlx, dlq):
@@ -168,6 +170,12 @@ class EventStoreAccess:
                 outcome = "ok"
         observability.CONSUMER_HANDLED.labels(service=self.service, event_type=envelope.type, outcome=outcome).inc()
         return outcome == "ok"
+
+    def already_handled(self, consumer: str, envelope: Envelope) -> bool:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s",
+                               (consumer, envelope.event_id)).fetchone()
+        return row is not None
 
     def read_stream(self, stream: str) -> list[Envelope]:
         from backbone.eventstore import _COLUMNS, _upcast, row_to_envelope

@@ -24,14 +24,13 @@ def main(argv: list[str] | None = None) -> int:
 
     eventlet.monkey_patch()
 
+    import importlib
     import logging
     import signal
 
     from nameko.runners import ServiceRunner
 
     from backbone import config, observability
-
-    import importlib
 
     module = importlib.import_module(target.partition(":")[0] if ":" in target else f"services.{target}.service")
     service_cls = module.SERVICE

@@ -43,7 +43,8 @@ def throwaway_database(prefix: str = "aid_test") -> Iterator[str]:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(PG_ADMIN, dbname=name)
-    migrate(url, out=open(os.devnull, "w"))
+    with open(os.devnull, "w") as devnull:
+        migrate(url, out=devnull)
     try:
         yield url
     finally:
@@ -101,7 +102,7 @@ class Proc:
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: bool = True) -> Proc:
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.popen = subprocess.Popen([sys.executable, *self.args], env=self.env, cwd=REPO,
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if wait:

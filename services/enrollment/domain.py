@@ -5,8 +5,9 @@
 - Enrolment captures are taken at a terminal: live frames plus the ID-card photo.
 - Face matching answers with CaptureVerified or CaptureRejected; :func:`enrolment_outcome`
   turns that into StudentEnrolled: ``verified``; ``provisional`` when the identity could not be
-  confirmed but a usable live face was stored (takes part in this semester's checks only);
-  nothing when no usable face was seen (retry). ``evidence_filed`` comes from the evidence-photo
+  confirmed (the only reason is NO_MATCH) and the usable live face was stored as the template
+  (takes part in this semester's checks only); nothing otherwise (no usable face, unreadable
+  ID-card photo, duplicate identity: the student retries). ``evidence_filed`` comes from the evidence-photo
   path at semester end when the ID card cannot be read.
 """
 
@@ -26,10 +27,6 @@ from contracts.identity import InvalidIdNumber, hash_id_number, mask_id_number, 
 
 STUDENT_NUMBER = re.compile(r"^[A-Za-z0-9]{4,40}$")
 SEASONS = {"autumn": "autumn", "spring": "spring", "秋季": "autumn", "春季": "spring"}
-# Reasons that mean "no usable live face": nothing to store, the student retries.
-NO_LIVE_FACE = {"NO_FACE", "MULTIPLE_FACES", "LIVENESS_FAILED", "LIVENESS_STATIC", "CORRUPT_IMAGE", "EMPTY_IMAGE",
-                "IMAGE_TOO_SMALL", "IMAGE_TOO_LARGE", "UNSUPPORTED_FORMAT", "FACE_TOO_SMALL", "BLURRED",
-                "TOO_DARK", "TOO_BRIGHT", "HEAD_TURNED", "EYES_CLOSED", "DUPLICATE_IDENTITY"}
 MAX_FRAMES = 10
 
 
@@ -141,10 +138,10 @@ def enrolment_outcome(result: Envelope) -> StudentEnrolled | None:
     semester = semester_of(result.occurred_at)
     if result.type == "CaptureVerified":
         mode = "verified"
-    elif NO_LIVE_FACE.intersection(p.get("reasons", [])):
-        return None
+    elif set(p.get("reasons", [])) == {"NO_MATCH"}:
+        mode = "provisional"  # a usable live face that does not match the ID photo was stored
     else:
-        mode = "provisional"
+        return None  # no usable face, unreadable ID photo, duplicate identity...: retry
     return StudentEnrolled(student_id=p["student_id"], school_id=p["school_id"], semester=semester,
                            mode=mode, capture_id=p["capture_id"])  # type: ignore[arg-type]
 

@@ -11,7 +11,7 @@ from backbone import config
 from backbone.http import endpoint, read_images, read_json
 from backbone.messaging import BlobStoreProvider, EventStoreProvider, event_consumer, output_event_id
 from contracts import Actor, build_envelope
-from contracts.envelope import Envelope, now
+from contracts.envelope import Envelope
 from services.enrollment import domain
 
 SETTINGS = config.load()
@@ -32,7 +32,7 @@ class EnrollmentService:
         view = self._view(str(body.get("student_id", "")))
         event = domain.register(body, SETTINGS.id_hash_key, view)
         actor = Actor(kind="school", id=str(body.get("operator", "school-office")), school=event.school.school_id)
-        self.store.append([build_envelope(event, stream=domain.student_stream(event.student_id), actor=actor)],
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.student_stream(event.student_id), actor=actor)],
                           expected_version=view.version)
         return 201, {"student_id": event.student_id, "id_number_masked": event.id_number_masked}
 
@@ -45,9 +45,9 @@ class EnrollmentService:
         frames = read_images(body, "frames", self.blobs)
         id_photo = read_images(body, "id_photo", self.blobs)
         event = domain.submit_enrolment(view, str(body["school_id"]), str(body.get("channel", "terminal")),
-                                        frames, id_photo[0], body.get("terminal_id"), now())
+                                        frames, id_photo[0], body.get("terminal_id"), config.now())
         actor = Actor(kind="terminal", id=str(body.get("terminal_id")), school=event.school_id)
-        self.store.append([build_envelope(event, stream=f"capture-{event.capture_id}", actor=actor)])
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"capture-{event.capture_id}", actor=actor)])
         return 202, {"capture_id": event.capture_id, "status": "submitted"}
 
     @http("POST", "/enrolments/evidence")
@@ -57,9 +57,9 @@ class EnrollmentService:
         view = self._view(str(body.get("student_id", "")))
         domain.require_student(view, str(body.get("school_id", "")))
         (ref,) = read_images(body, "evidence_photo", self.blobs)[:1]
-        event = domain.file_evidence(view, str(body["school_id"]), ref, now())
+        event = domain.file_evidence(view, str(body["school_id"]), ref, config.now())
         actor = Actor(kind="terminal", id=str(body.get("terminal_id", "terminal")), school=event.school_id)
-        self.store.append([build_envelope(event, stream=domain.student_stream(event.student_id), actor=actor)])
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.student_stream(event.student_id), actor=actor)])
         return 201, {"student_id": event.student_id, "mode": event.mode}
 
     @http("GET", "/students/<student_id>")

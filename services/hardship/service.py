@@ -7,6 +7,7 @@ from typing import Any
 from nameko.rpc import rpc
 from nameko.web.handlers import http
 
+from backbone import config
 from backbone.errors import DomainError
 from backbone.http import endpoint, read_json
 from backbone.messaging import EventStoreProvider
@@ -36,7 +37,7 @@ class HardshipService:
     def _record(self, body: dict[str, Any]) -> dict[str, Any]:
         event = domain.determine(_application(body))
         actor = Actor(kind="school", id=str(body.get("operator", "school-office")), school=event.school_id)
-        (stored,) = self.store.append([build_envelope(event, stream=f"hardship-{event.student_id}", actor=actor)])
+        (stored,) = self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"hardship-{event.student_id}", actor=actor)])
         return {"determination_id": event.determination_id, "level": event.level, "position": stored.position}
 
     @http("POST", "/determinations")

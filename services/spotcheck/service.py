@@ -6,10 +6,10 @@ from typing import Any
 
 from nameko.web.handlers import http
 
+from backbone import config
 from backbone.http import endpoint, read_images, read_json
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
 from contracts import Actor, build_envelope
-from contracts.envelope import now
 from services.enrollment.domain import require_student, student_stream, student_view
 from services.spotcheck import domain
 
@@ -42,7 +42,7 @@ class SpotcheckService:
         body = read_json(request)
         event = domain.open_check(body)
         actor = Actor(kind="authority", id=str(body.get("operator", event.initiated_by)))
-        self.store.append([build_envelope(event, stream=domain.check_stream(event.check_id), actor=actor)],
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(event.check_id), actor=actor)],
                           expected_version=0)
         return 201, {"check_id": event.check_id, "opens_at": event.opens_at, "closes_at": event.closes_at}
 
@@ -50,8 +50,8 @@ class SpotcheckService:
     @endpoint("spotcheck", "close")
     def close(self, request: Any, check_id: str) -> tuple[int, dict[str, Any]]:
         view = self._check(check_id)
-        event = domain.close_check(view, now())
-        self.store.append([build_envelope(event, stream=domain.check_stream(check_id),
+        event = domain.close_check(view, config.now())
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(check_id),
                                           actor=Actor(kind="authority", id="province"))],
                           expected_version=view.version)
         return 200, {"check_id": check_id, "closed_at": event.closed_at}
@@ -64,10 +64,10 @@ class SpotcheckService:
         student_id, school_id, enrolled = self._student(body)
         frames = read_images(body, "frames", self.blobs)
         event = domain.submit_capture(view, student_id, school_id, enrolled, str(body.get("channel", "app")),
-                                      frames, body.get("terminal_id"), now(), int(body.get("attempt", 1)))
+                                      frames, body.get("terminal_id"), config.now(), int(body.get("attempt", 1)))
         actor = Actor(kind="terminal" if event.channel == "terminal" else "app",
                       id=str(body.get("terminal_id") or student_id), school=school_id)
-        self.store.append([build_envelope(event, stream=f"capture-{event.capture_id}", actor=actor)])
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"capture-{event.capture_id}", actor=actor)])
         return 202, {"capture_id": event.capture_id, "status": "submitted"}
 
     @http("POST", "/checks/<check_id>/absences")
@@ -76,9 +76,9 @@ class SpotcheckService:
         body = read_json(request)
         view = self._check(check_id)
         student_id, school_id, _ = self._student(body)
-        reported = domain.parse_instant(body.get("reported_at") or now().isoformat(), "reported_at")
+        reported = domain.parse_instant(body.get("reported_at") or config.now().isoformat(), "reported_at")
         event, warnings = domain.mark_absence(view, student_id, school_id, str(body.get("reason")), reported)
-        self.store.append([build_envelope(event, stream=domain.check_stream(check_id),
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(check_id),
                                           actor=Actor(kind="school", id=school_id, school=school_id))])
         return 201, {"check_id": check_id, "reason": event.reason, "warnings": warnings}
 
@@ -91,8 +91,8 @@ class SpotcheckService:
         attempts = self._failed_terminal_attempts(check_id, student_id)
         (evidence,) = read_images(body, "evidence_photo", self.blobs)[:1]
         event = domain.force_pass(view, student_id, school_id, str(body.get("terminal_id", "")), attempts,
-                                  evidence, now())
-        self.store.append([build_envelope(event, stream=domain.check_stream(check_id),
+                                  evidence, config.now())
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(check_id),
                                           actor=Actor(kind="terminal", id=event.terminal_id, school=school_id))])
         return 201, {"check_id": check_id, "forced_pass": True, "attempts": attempts}
 
@@ -100,8 +100,8 @@ class SpotcheckService:
     @endpoint("spotcheck", "publish")
     def publish(self, request: Any) -> tuple[int, dict[str, Any]]:
         body = read_json(request)
-        event = domain.publish_results(str(body.get("school_id", "")), str(body.get("month", "")), now())
-        self.store.append([build_envelope(event, stream=f"results-{event.school_id}-{event.month}",
+        event = domain.publish_results(str(body.get("school_id", "")), str(body.get("month", "")), config.now())
+        self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"results-{event.school_id}-{event.month}",
                                           actor=Actor(kind="school", id=event.school_id, school=event.school_id))])
         return 201, {"school_id": event.school_id, "month": event.month, "published_on": event.published_on}
 

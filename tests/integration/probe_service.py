@@ -17,7 +17,7 @@ HANDLE_SLEEP = float(os.environ.get("PROBE_HANDLE_SLEEP", "0"))
 
 
 def _stall(when: str) -> None:
-    if STALL_WHEN == when and STALL_FILE:
+    if when == STALL_WHEN and STALL_FILE:
         with open(STALL_FILE, "a") as f:
             f.write(when + "\n")
         time.sleep(3600)  # the test kills us here

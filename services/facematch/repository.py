@@ -1,0 +1,43 @@
+"""PostgreSQL adapter of the template port: rows hold only sealed (encrypted) templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.facematch.templates import Template, TemplateRepository, open_template, seal_template
+
+
+class PostgresTemplateRepository(TemplateRepository):
+    """Works inside the caller's connection/transaction, so a template is stored in the same
+    transaction as the event that reports it."""
+
+    def __init__(self, conn: Any, key: bytes) -> None:
+        self.conn = conn
+        self.key = key
+
+    def get(self, student_id: str) -> Template | None:
+        row = self.conn.execute("SELECT sealed FROM face_templates WHERE student_id = %s", (student_id,)).fetchone()
+        return open_template(self.key, bytes(row[0]), student_id) if row else None
+
+    def put(self, template: Template) -> None:
+        self.conn.execute(
+            "INSERT INTO face_templates (student_id, school_id, model_version, sealed, source_ref)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (student_id) DO UPDATE SET school_id = EXCLUDED.school_id,"
+            " model_version = EXCLUDED.model_version, sealed = EXCLUDED.sealed, source_ref = EXCLUDED.source_ref,"
+            " updated_at = now()",
+            (template.student_id, template.school_id, template.model_version, seal_template(self.key, template),
+             template.source_photo_ref),
+        )
+
+    def list_by_school(self, school_id: str) -> list[Template]:
+        rows = self.conn.execute(
+            "SELECT student_id, sealed FROM face_templates WHERE school_id = %s ORDER BY student_id", (school_id,)
+        ).fetchall()
+        return [open_template(self.key, bytes(r[1]), r[0]) for r in rows]
+
+    def stale(self, model_version: str) -> list[tuple[str, str | None]]:
+        """(student_id, source photo ref) of templates made by another model version."""
+        rows = self.conn.execute(
+            "SELECT student_id, source_ref FROM face_templates WHERE model_version <> %s", (model_version,)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,72 @@
+"""From a face-matching Outcome to the event that reports it, and the template to keep.
+
+Events carry scores, measures, reasons and references, never an image or an embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.events import CaptureRejected, CaptureVerified
+from services.facematch.api import Outcome
+from services.facematch.matching import duplicates
+from services.facematch.templates import Template
+
+# Enrolment reasons after which the live face is still kept as the (provisional) template.
+KEEP_TEMPLATE_DESPITE = frozenset({"NO_MATCH"})
+
+
+def template_ref(student_id: str, model_version: str) -> str:
+    return f"template:{student_id}:{model_version}"
+
+
+def result_event(capture: dict[str, Any], outcome: Outcome) -> CaptureVerified | CaptureRejected:
+    common = {
+        "capture_id": capture["capture_id"], "student_id": capture["student_id"],
+        "school_id": capture["school_id"], "purpose": capture["purpose"], "channel": capture["channel"],
+        "check_id": capture.get("check_id"), "model_version": outcome.model_version,
+        "quality": dict(outcome.quality), "liveness": dict(outcome.liveness),
+    }
+    if outcome.accepted and outcome.distance is not None:
+        ref = template_ref(capture["student_id"], outcome.model_version) if capture["purpose"] == "enrolment" else None
+        return CaptureVerified(distance=round(outcome.distance, 4), threshold=outcome.threshold, template_ref=ref,
+                               **common)
+    return CaptureRejected(reasons=list(outcome.reasons) or ["NO_MATCH"],
+                           distance=None if outcome.distance is None else round(outcome.distance, 4),
+                           threshold=outcome.threshold, suspected_student_id=outcome.suspected_student_id,
+                           **common)
+
+
+def template_to_keep(capture: dict[str, Any], outcome: Outcome) -> Template | None:
+    """The enrolment template: verified captures, and provisional ones (identity not confirmed)."""
+    if capture["purpose"] != "enrolment" or outcome.embedding is None:
+        return None
+    if not outcome.accepted and not set(outcome.reasons) <= KEEP_TEMPLATE_DESPITE:
+        return None
+    return Template(student_id=capture["student_id"], school_id=capture["school_id"],
+                    model_version=outcome.model_version, vector=outcome.embedding,
+                    created_at=datetime.now(UTC), source_photo_ref=capture["frame_refs"][0])
+
+
+def recheck_duplicates(capture: dict[str, Any], outcome: Outcome, school: list[Template],
+                       threshold: float) -> Outcome:
+    """Enrolment outcomes are decided on templates read before inference; two captures of one
+    face under two identities processed at once would both pass. Re-run the (cheap) duplicate
+    search on the templates as they are inside the storing transaction."""
+    if capture["purpose"] != "enrolment" or outcome.embedding is None or "DUPLICATE_IDENTITY" in outcome.reasons:
+        return outcome
+    dupes = duplicates(outcome.embedding, school, threshold, outcome.model_version, capture["student_id"])
+    if not dupes:
+        return outcome
+    return replace(outcome, accepted=False, reasons=[*outcome.reasons, "DUPLICATE_IDENTITY"],
+                   suspected_student_id=dupes[0].student_id)
+
+
+def rejected_without_matching(capture: dict[str, Any], reason: str, model_version: str) -> CaptureRejected:
+    return CaptureRejected(
+        capture_id=capture["capture_id"], student_id=capture["student_id"], school_id=capture["school_id"],
+        purpose=capture["purpose"], channel=capture["channel"], check_id=capture.get("check_id"),
+        reasons=[reason], quality={}, liveness={}, model_version=model_version,
+    )

@@ -1,0 +1,119 @@
+"""facematch service: CaptureSubmitted in, CaptureVerified or CaptureRejected out.
+
+Inference runs in a native thread (eventlet.tpool), so AMQP heartbeats and HTTP keep being
+served; several instances share the load as competing consumers of one queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "1")  # one engine, one inference at a time per process
+
+from eventlet import tpool  # noqa: E402
+from nameko.extensions import DependencyProvider  # noqa: E402
+from nameko.web.handlers import http  # noqa: E402
+
+from backbone import config, observability  # noqa: E402
+from backbone.blobs import BlobNotFound  # noqa: E402
+from backbone.http import endpoint  # noqa: E402
+from backbone.messaging import (  # noqa: E402
+    BlobStoreProvider,
+    EventStoreProvider,
+    event_consumer,
+    output_event_id,
+)
+from contracts import Actor, build_envelope  # noqa: E402
+from contracts.envelope import Envelope  # noqa: E402
+from services.facematch.config import MODEL_VERSION  # noqa: E402
+from services.facematch.repository import PostgresTemplateRepository  # noqa: E402
+from services.facematch.results import (  # noqa: E402
+    recheck_duplicates,
+    rejected_without_matching,
+    result_event,
+    template_to_keep,
+)
+
+SETTINGS = config.load()
+ACTOR = Actor(kind="service", id="facematch")
+VERIFICATIONS = observability.Counter("aid_facematch_verifications_total", "Captures matched", ["outcome"])
+STAGE_SECONDS = observability.Histogram("aid_facematch_stage_seconds", "Face pipeline time per stage", ["stage"],
+                                        buckets=observability.LATENCY_BUCKETS)
+
+
+class FaceEngineProvider(DependencyProvider):  # type: ignore[misc]
+    def setup(self) -> None:
+        from services.facematch.api import FaceEngine
+
+        self.engine = tpool.execute(FaceEngine)  # loads the models in the native thread that will use them
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.engine
+
+
+class FacematchService:
+    name = "facematch"
+    store = EventStoreProvider()
+    blobs = BlobStoreProvider()
+    engine = FaceEngineProvider()
+
+    @event_consumer("CaptureSubmitted")
+    def on_capture(self, envelope: Envelope) -> None:
+        capture = envelope.payload
+        if self.store.already_handled("facematch", envelope):
+            self.store.handle_once("facematch", envelope, lambda conn: None)  # counts the duplicate
+            return
+        started = time.perf_counter()
+        try:
+            frames = [self.blobs.get(ref) for ref in capture["frame_refs"]]
+            id_photo = self.blobs.get(capture["id_photo_ref"]) if capture.get("id_photo_ref") else None
+        except BlobNotFound:
+            event: Any = rejected_without_matching(capture, "FRAMES_MISSING", MODEL_VERSION)
+            outcome = None
+        else:
+            with self.store.pool.connection() as conn:
+                repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
+                school = repo.list_by_school(capture["school_id"])
+                template = repo.get(capture["student_id"])
+            if capture["purpose"] == "enrolment":
+                outcome = tpool.execute(self.engine.enrol, frames, id_photo, capture["channel"],
+                                        existing_templates=school, student_id=capture["student_id"])
+            elif template is None:
+                outcome = None
+                event = rejected_without_matching(capture, "NOT_ENROLLED", MODEL_VERSION)
+            else:
+                outcome = tpool.execute(self.engine.verify, frames, template, school, capture["channel"])
+        STAGE_SECONDS.labels(stage="total").observe(time.perf_counter() - started)
+
+        def effect(conn: Any) -> list[Envelope]:
+            nonlocal event
+            if outcome is not None:
+                final = outcome
+                keep = template_to_keep(capture, outcome)
+                if keep is not None:
+                    repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"face-school:{keep.school_id}",))
+                    final = recheck_duplicates(capture, outcome, repo.list_by_school(keep.school_id),
+                                               self.engine.live.threshold)
+                    keep = template_to_keep(capture, final)
+                    if keep is not None:
+                        repo.put(keep)
+                event = result_event(capture, final)
+            VERIFICATIONS.labels(outcome="verified" if event.TYPE == "CaptureVerified" else "rejected").inc()
+            return [build_envelope(event, occurred_at=config.now(), stream=envelope.stream, actor=ACTOR,
+                                   event_id=output_event_id("facematch", envelope),
+                                   correlation_id=envelope.correlation_id, causation_id=envelope.event_id)]
+
+        self.store.handle_once("facematch", envelope, effect)
+
+    @http("GET", "/model")
+    @endpoint("facematch", "model")
+    def model(self, request: Any) -> tuple[int, dict[str, Any]]:
+        with self.store.pool.connection() as conn:
+            stale = PostgresTemplateRepository(conn, SETTINGS.secret_key).stale(MODEL_VERSION)
+        return 200, {"model_version": MODEL_VERSION, "templates_needing_reenrolment": len(stale)}
+
+
+SERVICE = FacematchService
