@@ -160,3 +160,18 @@ def test_two_facematch_instances_share_a_burst_of_captures(running: System) -> N
     # the same face under eight identities: all but the first are flagged
     rejected = events(url, "CaptureRejected")
     assert len(rejected) >= 7 and all("DUPLICATE_IDENTITY" in r["reasons"] for r in rejected)
+
+
+def test_a_real_prometheus_scrapes_every_process(running: System, tmp_path: Path) -> None:
+    from tests.deploy.prom import running_prometheus
+    from tests.deploy.prom import wait_for as prom_wait
+
+    running.procs["hardship"].api("POST", "/determinations", {
+        "student_id": "A0001", "school_id": "SC1", "categories": [1], "effective_semester": "2026-autumn",
+        "methods": ["information_comparison"]})
+    targets = {name: f"127.0.0.1:{proc.metrics_port}" for name, proc in running.procs.items()}
+    with running_prometheus(targets, tmp_path) as base:
+        up = prom_wait(base, "sum(up)", timeout=30, predicate=lambda r: r and float(r[0]["value"][1]) == len(targets))
+        assert float(up[0]["value"][1]) == len(targets)
+        result = prom_wait(base, 'aid_http_requests_total{service="hardship",endpoint="determine",status="201"}')
+        assert float(result[0]["value"][1]) == 1.0
