@@ -188,7 +188,11 @@ class CheckClosed(Event):
 
 @dataclass(frozen=True)
 class AbsenceMarked(Event):
-    """The school marks an absence reason; ``reported_at`` is when the papers reached the aid office."""
+    """The school marks an absence reason; ``reported_at`` is when the papers reached the aid office.
+
+    For an internship reason, ``internship_starts_on``/``internship_ends_on`` (optional, added
+    compatibly) give the internship's period: 3+ full months away needs an InternshipPlanFiled.
+    """
 
     TYPE: ClassVar[str] = "AbsenceMarked"
     check_id: str
@@ -196,6 +200,8 @@ class AbsenceMarked(Event):
     school_id: str
     reason: AbsenceReason
     reported_at: str
+    internship_starts_on: str | None = None
+    internship_ends_on: str | None = None
 
 
 @dataclass(frozen=True)

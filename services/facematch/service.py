@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from typing import Any
 
 os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "1")  # one engine, one inference at a time per process
@@ -102,7 +103,9 @@ class FacematchService:
                         repo.put(keep)
                 event = result_event(capture, final)
             VERIFICATIONS.labels(outcome="verified" if event.TYPE == "CaptureVerified" else "rejected").inc()
-            return [build_envelope(event, occurred_at=config.now(), stream=envelope.stream, actor=ACTOR,
+            # the result is about the capture: business time is when it was taken
+            captured_at = datetime.fromisoformat(capture["captured_at"])
+            return [build_envelope(event, occurred_at=captured_at, stream=envelope.stream, actor=ACTOR,
                                    event_id=output_event_id("facematch", envelope),
                                    correlation_id=envelope.correlation_id, causation_id=envelope.event_id)]
 

@@ -19,6 +19,7 @@ from tests.support import System, metric_value, wait_for
 
 pytestmark = pytest.mark.integration
 CHECK_DAY = datetime.fromisoformat("2026-10-22T11:00:00+08:00")
+CAPTURE_DAY = datetime.fromisoformat("2026-10-12T11:00:00+08:00")  # new capture before the Oct 20 deadline
 
 
 def faces_dir() -> Path:
@@ -63,7 +64,9 @@ def register(enrollment: Any, student_id: str, seq: int) -> None:
 def running(system: System) -> System:
     offset = str((CHECK_DAY - datetime.now(UTC)).total_seconds())
     system.relay().start()
-    for name in ("enrollment", "spotcheck", "appeals", "hardship"):
+    system.service("enrollment", AID_CLOCK_OFFSET_SECONDS=str((CAPTURE_DAY - datetime.now(UTC)).total_seconds())
+                   ).start(wait=False)
+    for name in ("spotcheck", "appeals", "hardship", "eligibility"):
         system.service(name, AID_CLOCK_OFFSET_SECONDS=offset).start(wait=False)
     system.service("facematch", name="facematch-1", AID_CLOCK_OFFSET_SECONDS=offset).start(wait=False)
     system.service("facematch", name="facematch-2", AID_CLOCK_OFFSET_SECONDS=offset).start(wait=False)
@@ -127,6 +130,26 @@ def test_new_capture_spot_check_and_proxy_detection_end_to_end(running: System) 
     assert verified["student_id"] == "A0001" and verified["distance"] < verified["threshold"]
     (proxy,) = events(url, "CaptureRejected", purpose="spot_check")
     assert "PROXY_SUSPECT" in proxy["reasons"] and proxy["suspected_student_id"] == "B0002"
+
+    # the check closes; the eligibility projection shows A passed October and B failed it
+    assert spotcheck.api("POST", f"/checks/{check_id}/close")[0] == 200
+    eligibility = running.procs["eligibility"]
+
+    def october(student: str) -> Any:
+        status, body = eligibility.api("GET", f"/students/{student}?semester=2026-autumn")
+        if status != 200:
+            return None
+        months = {m["month"]: m for m in body["statuses"][0]["months"]}
+        return months.get("2026-10", {}).get("outcome")
+
+    wait_for(lambda: october("A0001") == "passed" and october("B0002") == "failed", timeout=60,
+             what="eligibility projection updated")
+    status, body = eligibility.api("GET", "/schools/SC1/months/2026-10")
+    assert status == 200, body
+    status, summary = eligibility.api("GET", "/summary/2026-10?city=驻马店市".replace("驻马店市", "%E9%A9%BB%E9%A9%AC%E5%BA%97%E5%B8%82"))
+    assert status == 200 and summary["students"] == 2 and summary["passed"] == 1 and summary["failed"] == 1, summary
+    assert eligibility.api("GET", "/summary/2026-13x")[1]["error"] == "BAD_MONTH"
+    assert eligibility.api("GET", "/students/NOPE")[0] == 404
 
     # no event carries an image, a template or a raw ID number
     with psycopg.connect(url) as conn:

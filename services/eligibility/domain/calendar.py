@@ -1,0 +1,129 @@
+"""Semesters, months and working days, in Asia/Shanghai time.
+
+China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact for every
+date this system handles and much cheaper than a zone lookup in the replay loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+SEASONS = ("spring", "autumn")
+
+
+class CalendarError(ValueError):
+    pass
+
+
+def parse_semester(semester: str) -> tuple[int, str]:
+    """``"2026-autumn"`` -> ``(2026, "autumn")``."""
+    year, _, season = semester.partition("-")
+    if season not in SEASONS or not year.isdigit() or len(year) != 4:
+        raise CalendarError(f"not a semester: {semester!r} (expected e.g. 2026-autumn)")
+    return int(year), season
+
+
+def semester_key(semester: str) -> int:
+    """Sortable number: 2026-spring < 2026-autumn < 2027-spring."""
+    year, season = parse_semester(semester)
+    return year * 2 + (1 if season == "autumn" else 0)
+
+
+def semester_from_key(key: int) -> str:
+    return f"{key // 2}-{'autumn' if key % 2 else 'spring'}"
+
+
+def semester_of(day: date) -> str:
+    """The semester a date belongs to; February and August belong to the semester that follows."""
+    if day.month >= 8:
+        return f"{day.year}-autumn"
+    if day.month == 1:
+        return f"{day.year - 1}-autumn"
+    return f"{day.year}-spring"
+
+
+def month_str(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    year, _, mm = month.partition("-")
+    if not (year.isdigit() and mm.isdigit() and len(year) == 4 and 1 <= int(mm) <= 12):
+        raise CalendarError(f"not a month: {month!r} (expected YYYY-MM)")
+    return int(year), int(mm)
+
+
+def month_of_semester(semester: str, month_number: int, first_month: int) -> str:
+    """Calendar month ``month_number`` of ``semester`` (months before ``first_month`` roll to next year)."""
+    year, _ = parse_semester(semester)
+    return month_str(year + (1 if month_number < first_month else 0), month_number)
+
+
+def first_day(month: str) -> date:
+    year, mm = parse_month(month)
+    return date(year, mm, 1)
+
+
+def last_day(month: str) -> date:
+    year, mm = parse_month(month)
+    nxt = date(year + (mm == 12), mm % 12 + 1, 1)
+    return nxt - timedelta(days=1)
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus whole calendar months, clamped to the end of a shorter month."""
+    index = day.year * 12 + day.month - 1 + months
+    year, mm = divmod(index, 12)
+    end = last_day(month_str(year, mm + 1))
+    return date(year, mm + 1, min(day.day, end.day))
+
+
+def local_date(ts: float) -> date:
+    return datetime.fromtimestamp(ts, SHANGHAI).date()
+
+
+def local_month(ts: float) -> str:
+    d = local_date(ts)
+    return month_str(d.year, d.month)
+
+
+def end_of_local_day(day: date) -> float:
+    """The last instant (as epoch seconds) of ``day`` in Shanghai: deadlines "by Oct 20" include Oct 20."""
+    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).timestamp() + 86400 - 1e-6
+
+
+def iso_instant(ts: float) -> str:
+    return datetime.fromtimestamp(ts, SHANGHAI).isoformat()
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Chinese working days: Monday to Friday, minus public holidays, plus swapped working days (调休)."""
+
+    holidays: frozenset[date]
+    working_weekends: frozenset[date]
+    covers_from: date
+    covers_until: date
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.working_weekends:
+            return True
+        if day in self.holidays:
+            return False
+        return day.weekday() < 5
+
+    def add_working_days(self, day: date, count: int) -> date:
+        """The ``count``-th working day after ``day`` (``day`` itself is not counted)."""
+        current = day
+        left = count
+        while left > 0:
+            current += timedelta(days=1)
+            if self.is_working_day(current):
+                left -= 1
+        return current
+
+    def covers(self, day: date) -> bool:
+        return self.covers_from <= day <= self.covers_until

@@ -1,0 +1,568 @@
+"""The rules (DOMAIN.md §1-5 and the seed) applied to folded facts.
+
+:func:`derive` turns one student's facts, the shared facts and the policy book into one
+status per semester (a JSON-ready dict, schema ``contracts/schemas/eligibility-status.v1.json``).
+It reads no clock: everything it decides follows from the events, so a replay, the live
+projection and a shuffled replay agree. Undecidable things say so ("pending", "no_check").
+
+Decisions and where the rules were ambiguous (documented in the report and in the tests):
+
+- *Taking part* in semester S: a verified or evidence-filed enrolment (once per school career)
+  with ``occurred_at`` on or before S's capture deadline (end of Oct 20 / Apr 20, Shanghai);
+  or a provisional enrolment for S itself, on or before the deadline. An enrolment in S after
+  the deadline: every check month of S is "not_enrolled_in_time" (failed), also months before
+  any check was held (the seed: 无法进入以后月份的例行抽查). No enrolment at all: months in
+  which a check applied to the student are "not_enrolled_in_time"; months without a check stay
+  "no_check". The next semester the late enrolment counts (its deadline is later).
+- A *check* without CheckClosed is still open: a student with no result yet is "pending".
+  A capture counts when verified within ``[opens_at, closes_at + grace]``.
+- *Several checks in a month*: passed only if each was passed, excused or force-passed.
+- *Leave*: excused when ``reported_at <= opens_at + 2 h``; later, the check is failed.
+- *Internship* (cognitive, shadowing): excused, unless the internship lasts 3+ full months
+  (period from the AbsenceMarked fields, else from a plan covering the check day) and no
+  InternshipPlanFiled covers the period having been filed within the 15 days before it starts;
+  then the check is failed and, if the month stays failed (no targeted pass, no approved
+  appeal), all aid of the semester (grant and waiver) is suspended.
+- *Targeted checks* replace the month's routine result, in both directions.
+- *Appeals* apply to failed months: approved and in time => "passed_on_appeal". Late (objected
+  after the 5th working day after the school's first MonthResultsPublished for the month),
+  rejected, unresolved, or (policy flag) resolved after the calendar month in which it was
+  filed (当月未予处理) => the original result stands, with the reason.
+- *Placement* (顶岗实习): ignored for grade < 2 or when never filed; in force from
+  ``max(starts_on, filed_on)`` to ``ends_on`` (or PlacementEnded's ``ended_on``). Checks opened
+  in that period are "placement" (out of checks, counts as passed); the grant is suspended for
+  every aid month the period touches; the waiver goes on.
+- *Grant*: withheld by the policy's table for each failed check month; also for no hardship
+  determination in force (none, not_difficult, revoked), placement months, a suspension, or a
+  roster mismatch. Months whose check month is pending or has had no check are "pending".
+- *Waiver*: granted once a run of N consecutive passed check months exists; denied when none
+  can exist any more; otherwise pending.
+- *Roster*: only once a complete import (all parts) exists for the semester; the latest complete
+  import wins. A system student (registered, proposed for aid) missing from it, a listed student
+  unknown to the system or not proposed for aid, and a student listed with another ID-number
+  hash are all "on one list only": no aid for the semester.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from services.eligibility.domain.calendar import (
+    CalendarError,
+    add_months,
+    end_of_local_day,
+    first_day,
+    last_day,
+    local_date,
+    local_month,
+    month_of_semester,
+    parse_semester,
+    semester_key,
+    semester_of,
+)
+from services.eligibility.domain.facts import (
+    CheckFact,
+    Ledger,
+    SharedFacts,
+    StudentFacts,
+    iter_students,
+)
+from services.eligibility.domain.policy import GRANT_LEVELS, Policy, PolicyBook
+
+StudentStatus = dict[str, Any]
+SCHEMA = "eligibility-status.v1"
+
+PASSING = ("passed", "forced_pass", "excused", "placement")
+
+# Precedence of withholding rules: the first one listed is the "reason" in summaries.
+GRANT_RULES = ("roster_mismatch", "unfiled_internship", "no_hardship_determination",
+               "placement_internship", "failed_check_month")
+
+
+def derive_all(ledger: Ledger, book: PolicyBook) -> Iterator[StudentStatus]:
+    """Every status, ordered by (student_id, semester)."""
+    for student_id in iter_students(ledger):
+        yield from derive(student_id, ledger.students.get(student_id), ledger.shared, book)
+
+
+def derive_student(ledger: Ledger, student_id: str, book: PolicyBook) -> list[StudentStatus]:
+    return derive(student_id, ledger.students.get(student_id), ledger.shared, book)
+
+
+def derive(student_id: str, facts: StudentFacts | None, shared: SharedFacts,
+           book: PolicyBook) -> list[StudentStatus]:
+    """One status per semester the student is concerned by, in semester order."""
+    student = _Student(student_id, facts, shared, book)
+    return [student.semester_status(s) for s in student.semesters()]
+
+
+def _ids(*groups: Iterable[str]) -> list[str]:
+    return sorted({e for g in groups for e in g})
+
+
+def _valid_semester(semester: str) -> bool:
+    try:
+        parse_semester(semester)
+    except CalendarError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Placement:
+    placement_id: str
+    starts_on: str
+    ends_on: str
+    start: date | None
+    end: date | None
+    ignored: str | None
+    eids: tuple[str, ...]
+
+    def covers(self, day: date) -> bool:
+        return self.start is not None and self.end is not None and self.start <= day <= self.end
+
+    def touches(self, first: date, last: date) -> bool:
+        return self.start is not None and self.end is not None and self.start <= last and first <= self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "placement_id": self.placement_id, "starts_on": self.starts_on, "ends_on": self.ends_on,
+            "in_force_from": self.start.isoformat() if self.start else None,
+            "ignored": self.ignored, "event_ids": list(self.eids),
+        }
+
+
+class _Student:
+    def __init__(self, student_id: str, facts: StudentFacts | None, shared: SharedFacts,
+                 book: PolicyBook) -> None:
+        self.sid = student_id
+        self.facts = facts if facts is not None else StudentFacts()
+        self.reg = self.facts.registration
+        self.in_system = self.reg is not None and self.reg.proposed_aid
+        self.shared = shared
+        self.book = book
+        school = self.reg.school_id if self.reg is not None else None
+        self.checks = shared.checks_for(student_id, school) if self.in_system else []
+
+    # ------------------------------------------------------------------ which semesters
+
+    def semesters(self) -> list[str]:
+        found: set[str] = set()
+        if self.in_system and self.facts.first_registered_ts is not None:
+            first = semester_of(local_date(self.facts.first_registered_ts))
+            candidates = {first, *(c.semester for c in self.checks),
+                          *(e.semester for e in self.facts.enrolments.values())}
+            found = {s for s in candidates if _valid_semester(s) and semester_key(s) >= semester_key(first)}
+        for semester in self.shared.roster_semesters():
+            winner = self.shared.roster_winner(semester)
+            if winner and _valid_semester(semester) and any(self.sid in p.entries for p in winner[1]):
+                found.add(semester)
+        return sorted(found, key=semester_key)
+
+    # ------------------------------------------------------------------ one semester
+
+    def semester_status(self, semester: str) -> StudentStatus:
+        year, season = parse_semester(semester)
+        policy = self.book.policy_at(date(year, 9 if season == "autumn" else 3, 1))
+        rules = policy.seasons[season]
+
+        def month(m: int) -> str:
+            return month_of_semester(semester, m, rules.first_month)
+
+        aid_months = [month(m) for m in rules.aid_months]
+        check_months = [month(m) for m in rules.check_months]
+        period = (first_day(aid_months[0]), last_day(aid_months[-1]))
+        placements = self._placements(policy)
+        participation = self._participation(semester, month(rules.capture_deadline[0]), rules.capture_deadline[1])
+        months = [self._month(m, participation, placements, policy) for m in check_months]
+        hardship = self._hardship(semester)
+        roster = self._roster(semester)
+
+        suspension = None
+        unfiled = [m for m in months if m["unfiled_internship"]]
+        if unfiled:
+            suspension = {"rule": "unfiled_internship", "months": [m["month"] for m in unfiled],
+                          "event_ids": _ids(*(m["event_ids"] for m in unfiled))}
+
+        by_month = {m["month"]: m for m in months}
+        grant = [
+            self._grant(aid, rules.withheld_when_failed, month, by_month, placements, hardship, roster,
+                        suspension)
+            for aid in aid_months
+        ]
+        reg = self.reg
+        return {
+            "schema": SCHEMA,
+            "student_id": self.sid,
+            "semester": semester,
+            "school_id": reg.school_id if reg else None,
+            "city": reg.city if reg else None,
+            "county": reg.county if reg else None,
+            "name_masked": reg.name_masked if reg else None,
+            "grade": reg.grade if reg else None,
+            "class_name": reg.class_name if reg else None,
+            "policy_version": policy.version,
+            "participation": participation,
+            "hardship": hardship,
+            "roster": roster,
+            "placements": [p.to_dict() for p in placements
+                           if p.starts_on <= period[1].isoformat() and p.ends_on >= period[0].isoformat()],
+            "suspension": suspension,
+            "months": [{k: v for k, v in m.items() if k != "unfiled_internship"} for m in months],
+            "grant": grant,
+            "grant_total_yuan": sum(g["amount_yuan"] or 0 for g in grant),
+            "tuition_waiver": self._waiver(months, policy, roster, suspension),
+        }
+
+    # ------------------------------------------------------------------ §1 new capture
+
+    def _participation(self, semester: str, deadline_month: str, deadline_dom: int) -> dict[str, Any]:
+        if self.reg is None:
+            return {"status": "not_registered", "deadline": None, "event_ids": []}
+        if not self.reg.proposed_aid:
+            return {"status": "not_proposed_for_aid", "deadline": None, "event_ids": [self.reg.eid]}
+        deadline = first_day(deadline_month).replace(day=deadline_dom)
+        cutoff = end_of_local_day(deadline)
+        enrolments = sorted(self.facts.enrolments.values())
+        permanent = [e for e in enrolments if e.mode in ("verified", "evidence_filed")]
+        provisional = [e for e in enrolments if e.mode == "provisional" and e.semester == semester]
+        base = {"deadline": deadline.isoformat()}
+        in_time = [e for e in permanent if e.ts <= cutoff]
+        if in_time:
+            return {"status": "enrolled", **base, "event_ids": [in_time[0].eid]}
+        in_time = [e for e in provisional if e.ts <= cutoff]
+        if in_time:
+            return {"status": "provisional", **base, "event_ids": [in_time[0].eid]}
+        late = [e for e in permanent + provisional if e.semester == semester or semester_of(local_date(e.ts)) == semester]
+        if late:
+            return {"status": "not_enrolled_in_time", **base, "event_ids": _ids(e.eid for e in late)}
+        return {"status": "not_enrolled", **base, "event_ids": []}
+
+    # ------------------------------------------------------------------ §4 placement
+
+    def _placements(self, policy: Policy) -> list[_Placement]:
+        out: list[_Placement] = []
+        changes = sorted(self.facts.placement_changes.values())
+        for pid, p in sorted(self.facts.placements.items()):
+            fields = {"starts_on": p.starts_on, "ends_on": p.ends_on, "filed_on": p.filed_on or "",
+                      "grade": str(p.grade)}
+            eids = [p.eid]
+            for change in changes:
+                if change.placement_id == pid:
+                    eids.append(change.eid)
+                    for key, value in change.changes:
+                        fields["ends_on" if key == "ended_on" else key] = value
+            ignored = None
+            start = end = None
+            try:
+                starts, ends = date.fromisoformat(fields["starts_on"]), date.fromisoformat(fields["ends_on"])
+                filed = date.fromisoformat(fields["filed_on"]) if fields["filed_on"] else None
+                grade = int(fields["grade"])
+            except ValueError:
+                ignored = "invalid_dates"
+            else:
+                if grade < policy.placement_min_grade:
+                    ignored = "first_year_not_allowed"
+                elif filed is None:
+                    ignored = "not_filed"
+                elif ends < max(starts, filed):
+                    ignored = "ended_before_start"
+                else:
+                    start, end = max(starts, filed), ends
+            out.append(_Placement(pid, fields["starts_on"], fields["ends_on"], start, end, ignored,
+                                  tuple(sorted(eids))))
+        return out
+
+    # ------------------------------------------------------------------ §2/§3 checks
+
+    def _check(self, check: CheckFact, placements: list[_Placement], policy: Policy) -> dict[str, Any]:
+        facts, cid = self.facts, check.check_id
+        day = local_date(check.opens_ts)
+        eids = [check.eid]
+        result: dict[str, Any] = {"check_id": cid, "kind": check.kind}
+        for p in placements:
+            if p.covers(day):
+                return {**result, "result": "placement", "reason": None, "event_ids": _ids(eids, p.eids)}
+        rules = self.book.policy_at(day)
+        captures = [c for c in facts.captures.get(cid, ())
+                    if check.opens_ts <= c.ts <= check.closes_ts + rules.capture_grace_seconds]
+        if captures:
+            return {**result, "result": "passed", "reason": None, "event_ids": _ids(eids, [captures[0].eid])}
+        forced = facts.forced.get(cid)
+        if forced is not None:
+            return {**result, "result": "forced_pass", "reason": None, "event_ids": _ids(eids, [forced.eid])}
+        failure = "no_capture"
+        absence = facts.absences.get(cid)
+        if absence is not None:
+            eids.append(absence.eid)
+            if absence.reason == "leave":
+                if absence.reported_ts <= check.opens_ts + rules.leave_report_within.total_seconds():
+                    return {**result, "result": "excused", "reason": "leave", "event_ids": _ids(eids)}
+                failure = "leave_reported_late"
+            else:
+                filed, plan_eids = self._internship_filed(absence.internship_starts_on,
+                                                          absence.internship_ends_on, day, policy)
+                eids.extend(plan_eids)
+                if filed:
+                    return {**result, "result": "excused", "reason": absence.reason, "event_ids": _ids(eids)}
+                failure = "unfiled_internship"
+        closing = self.shared.closings.get(cid)
+        if closing is None:
+            return {**result, "result": "pending", "reason": failure, "event_ids": _ids(eids)}
+        return {**result, "result": "failed", "reason": failure, "event_ids": _ids(eids, [closing.eid])}
+
+    def _internship_filed(self, starts_on: str | None, ends_on: str | None, day: date,
+                          policy: Policy) -> tuple[bool, list[str]]:
+        """True when the internship needs no filing or was filed as required."""
+        plans = sorted(self.facts.plans.values())
+        try:
+            if starts_on and ends_on:
+                start, end = date.fromisoformat(starts_on), date.fromisoformat(ends_on)
+            else:
+                covering = [p for p in plans if p.starts_on <= day.isoformat() <= p.ends_on]
+                if not covering:
+                    return True, []  # period unknown: treated as a short internship
+                start, end = date.fromisoformat(covering[0].starts_on), date.fromisoformat(covering[0].ends_on)
+        except ValueError:
+            return True, []
+        if add_months(start, policy.internship_filing_from_full_months) - timedelta(days=1) > end:
+            return True, []  # shorter than the filing threshold
+        window_open = (start - timedelta(days=policy.internship_filing_window_days)).isoformat()
+        for plan in plans:
+            if plan.starts_on <= start.isoformat() and plan.ends_on >= end.isoformat() \
+                    and window_open <= plan.filed_on <= start.isoformat():
+                return True, [plan.eid]
+        return False, [p.eid for p in plans if p.starts_on <= end.isoformat() and p.ends_on >= start.isoformat()]
+
+    @staticmethod
+    def _combine(results: list[dict[str, Any]]) -> tuple[str, str]:
+        """(outcome, status) of a month from its checks' results."""
+        if not results:
+            return "no_check", "no_check"
+        kinds = {r["result"] for r in results}
+        if "failed" in kinds:
+            return "failed", "failed"
+        if "pending" in kinds:
+            return "pending", "pending"
+        if kinds == {"placement"}:
+            return "passed", "placement_internship"
+        for label in ("forced_pass", "excused"):
+            if label in kinds:
+                return "passed", label
+        return "passed", "passed"
+
+    def _month(self, month: str, participation: dict[str, Any], placements: list[_Placement],
+               policy: Policy) -> dict[str, Any]:
+        in_month = sorted((c for c in self.checks if c.month == month), key=lambda c: (c.opens_ts, c.check_id))
+        routine = [self._check(c, placements, policy) for c in in_month if c.kind != "targeted"]
+        targeted = [self._check(c, placements, policy) for c in in_month if c.kind == "targeted"]
+        span = (first_day(month), last_day(month))
+        taking_part = participation["status"] in ("enrolled", "provisional")
+        excuse = None
+        if not taking_part and routine and all(r["result"] == "placement" for r in routine):
+            outcome, status = "passed", "placement_internship"
+        elif not taking_part and (routine or participation["status"] == "not_enrolled_in_time"):
+            outcome, status = "failed", "not_enrolled_in_time"
+            routine = [{**r, "result": "failed", "reason": "not_enrolled_in_time"}
+                       if r["result"] != "placement" else r for r in routine]
+        else:
+            outcome, status = self._combine(routine)
+            if status == "no_check" and any(p.touches(*span) for p in placements):
+                outcome, status = "passed", "placement_internship"
+        event_ids = _ids(*(r["event_ids"] for r in routine))
+        if status == "not_enrolled_in_time":
+            event_ids = _ids(event_ids, participation["event_ids"])
+        if status == "placement_internship":
+            event_ids = _ids(event_ids, *(p.eids for p in placements if p.touches(*span)))
+        decisive = routine
+        replaced = None
+        if targeted:
+            replaced = {"status": status, "outcome": outcome}
+            outcome, _ = self._combine(targeted)
+            status, decisive = "replaced_by_targeted", targeted
+            event_ids = _ids(*(r["event_ids"] for r in targeted))
+        notes, appeal_ids, approved = self._appeals(month)
+        if appeal_ids:
+            event_ids = _ids(event_ids, appeal_ids)
+        if approved and outcome == "failed":
+            replaced = {"status": status, "outcome": outcome}
+            outcome, status = "passed", "passed_on_appeal"
+        if outcome == "passed" and status != "passed_on_appeal":
+            excuses = sorted({r["reason"] for r in decisive if r["result"] == "excused"})
+            excuse = excuses[0] if excuses else None
+        unfiled = outcome == "failed" and any(
+            r["result"] == "failed" and r["reason"] == "unfiled_internship" for r in decisive)
+        return {
+            "month": month,
+            "status": status,
+            "outcome": outcome,
+            "provisional": participation["status"] == "provisional",
+            "excuse": excuse,
+            "replaced": replaced,
+            "notes": notes,
+            "checks": routine + targeted,
+            "event_ids": event_ids,
+            "unfiled_internship": unfiled,
+        }
+
+    # ------------------------------------------------------------------ appeals
+
+    def _appeals(self, month: str) -> tuple[list[str], list[str], bool]:
+        notes: list[str] = []
+        eids: list[str] = []
+        approved = False
+        for appeal_id, appeal in sorted(self.facts.appeals.items()):
+            if appeal.month != month:
+                continue
+            eids.append(appeal.eid)
+            resolution = self.facts.resolutions.get(appeal_id)
+            # The student's (current) school's publication: the same school that decides which
+            # checks apply, so that a publication re-derives exactly that school's students.
+            school = self.reg.school_id if self.reg is not None else appeal.school_id
+            publication = self.shared.publications.get((school, month))
+            late = False
+            if publication is not None:
+                eids.append(publication.eid)
+                try:
+                    published = date.fromisoformat(publication.published_on)
+                    objected = date.fromisoformat(appeal.objected_on)
+                except ValueError:
+                    notes.append(f"appeal {appeal_id}: invalid dates")
+                    continue
+                window = self.book.policy_at(published).appeal_objection_working_days
+                late = objected > self.book.calendar.add_working_days(published, window)
+            if late:
+                notes.append(f"appeal {appeal_id}: objection late, not handled")
+                continue
+            if resolution is None:
+                notes.append(f"appeal {appeal_id}: not handled, original result stands")
+                continue
+            eids.append(resolution.eid)
+            policy = self.book.policy_at(local_date(appeal.ts))
+            if resolution.decision != "approved":
+                notes.append(f"appeal {appeal_id}: rejected")
+            elif policy.appeal_resolve_within_filing_month and local_month(resolution.ts) != local_month(appeal.ts):
+                notes.append(f"appeal {appeal_id}: approved after the month it was filed in, not applied")
+            else:
+                notes.append(f"appeal {appeal_id}: approved")
+                approved = True
+        return notes, eids, approved
+
+    # ------------------------------------------------------------------ hardship, roster
+
+    def _hardship(self, semester: str) -> dict[str, Any]:
+        key = semester_key(semester)
+        current = [(semester_key(h.semester), h.ts, h.eid, det_id, h)
+                   for det_id, h in self.facts.hardship.items()
+                   if _valid_semester(h.semester) and semester_key(h.semester) <= key]
+        if not current:
+            return {"status": "none", "level": None, "determination_id": None, "event_ids": []}
+        *_, det_id, det = max(current)
+        revocation = self.facts.revocations.get(det_id)
+        if revocation is not None and _valid_semester(revocation.semester) \
+                and semester_key(revocation.semester) <= key:
+            return {"status": "revoked", "level": det.level, "determination_id": det_id,
+                    "event_ids": _ids([det.eid, revocation.eid])}
+        status = "in_force" if det.level in GRANT_LEVELS else det.level
+        return {"status": status, "level": det.level, "determination_id": det_id, "event_ids": [det.eid]}
+
+    def _roster(self, semester: str) -> dict[str, Any]:
+        winner = self.shared.roster_winner(semester)
+        if winner is None:
+            return {"status": "not_imported", "import_id": None, "event_ids": []}
+        import_id, parts = winner
+        eids = sorted(p.eid for p in parts)
+        listed = next((p.entries[self.sid] for p in parts if self.sid in p.entries), None)
+        if not self.in_system:
+            status = "national_only" if listed is not None else "not_listed"
+        elif listed is None:
+            status = "system_only"
+        elif self.reg is not None and listed != self.reg.id_number_hash:
+            status = "id_mismatch"
+        else:
+            status = "matched"
+        return {"status": status, "import_id": import_id, "event_ids": eids}
+
+    # ------------------------------------------------------------------ §5 grant, waiver
+
+    def _grant(self, aid_month: str, table: Mapping[int, tuple[int, ...]], month: Callable[[int], str],
+               by_month: dict[str, dict[str, Any]], placements: list[_Placement],
+               hardship: dict[str, Any], roster: dict[str, Any],
+               suspension: dict[str, Any] | None) -> dict[str, Any]:
+        policy = self.book.policy_at(first_day(aid_month))
+        rules: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        governing: list[str] = []
+        if roster["status"] not in ("matched", "not_imported"):
+            rules.append({"rule": "roster_mismatch", "month": None, "event_ids": roster["event_ids"]})
+        if suspension is not None:
+            rules.append({"rule": "unfiled_internship", "month": None, "event_ids": suspension["event_ids"]})
+        if hardship["status"] != "in_force":
+            rules.append({"rule": "no_hardship_determination", "month": None, "event_ids": hardship["event_ids"]})
+        span = (first_day(aid_month), last_day(aid_month))
+        touching = [p for p in placements if p.touches(*span)]
+        if touching:
+            rules.append({"rule": "placement_internship", "month": None,
+                          "event_ids": _ids(*(p.eids for p in touching))})
+        aid_number = int(aid_month[5:])
+        for check_number, withheld in sorted(table.items()):
+            if aid_number not in withheld:
+                continue
+            check_month = month(check_number)
+            result = by_month.get(check_month)
+            if result is None:
+                continue
+            governing.extend(result["event_ids"])
+            if result["outcome"] == "failed":
+                rules.append({"rule": "failed_check_month", "month": check_month, "event_ids": result["event_ids"]})
+            elif result["outcome"] in ("pending", "no_check"):
+                pending.append({"rule": "awaiting_check" if result["outcome"] == "no_check" else "check_pending",
+                                "month": check_month, "event_ids": result["event_ids"]})
+        rules.sort(key=lambda r: GRANT_RULES.index(r["rule"]))
+        if rules:
+            decision, amount = "withheld", 0
+        elif pending:
+            decision, amount, rules = "pending", None, pending
+        else:
+            decision, amount = "granted", policy.grant_yuan_per_month[hardship["level"]]
+        event_ids = _ids(*(r["event_ids"] for r in rules)) if rules else _ids(governing, hardship["event_ids"])
+        return {"month": aid_month, "decision": decision, "amount_yuan": amount,
+                "policy_version": policy.version, "rules": rules, "event_ids": event_ids}
+
+    @staticmethod
+    def _waiver(months: list[dict[str, Any]], policy: Policy, roster: dict[str, Any],
+                suspension: dict[str, Any] | None) -> dict[str, Any]:
+        need = policy.min_consecutive_passed
+        best = run = best_possible = possible = 0
+        best_ids: list[str] = []
+        run_ids: list[str] = []
+        for m in months:
+            outcome = m["outcome"]
+            run = run + 1 if outcome == "passed" else 0
+            run_ids = run_ids + m["event_ids"] if outcome == "passed" else []
+            if run > best:
+                best, best_ids = run, run_ids
+            possible = possible + 1 if outcome != "failed" else 0
+            best_possible = max(best_possible, possible)
+        rules: list[dict[str, Any]] = []
+        if roster["status"] not in ("matched", "not_imported"):
+            rules.append({"rule": "roster_mismatch", "month": None, "event_ids": roster["event_ids"]})
+        if suspension is not None:
+            rules.append({"rule": "unfiled_internship", "month": None, "event_ids": suspension["event_ids"]})
+        if best >= need:
+            decision = "denied" if rules else "granted"
+            event_ids = _ids(*(r["event_ids"] for r in rules)) if rules else _ids(best_ids)
+        elif best_possible >= need:
+            decision = "denied" if rules else "pending"
+            event_ids = _ids(*(r["event_ids"] for r in rules), *(m["event_ids"] for m in months))
+        else:
+            failed = [m for m in months if m["outcome"] == "failed"]
+            rules.append({"rule": "fewer_than_consecutive_passed", "month": None,
+                          "event_ids": _ids(*(m["event_ids"] for m in failed))})
+            decision = "denied"
+            event_ids = _ids(*(r["event_ids"] for r in rules))
+        return {"decision": decision, "required_consecutive": need, "longest_passed_run": best,
+                "rules": rules, "event_ids": event_ids}

@@ -1,0 +1,110 @@
+"""Image bytes -> RGB pixels, defensively.
+
+Only JPEG and PNG are accepted. The declared dimensions are read from the header (Pillow opens
+lazily) and checked before any pixel is decoded, so a decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zlib
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import DecodeLimits
+from .errors import Code, FaceError
+
+RGBImage = NDArray[np.uint8]  # H x W x 3, RGB order
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, zlib.error)
+_ORIENTATION = 0x0112  # EXIF tag
+_BACKGROUND = 255  # transparent pixels become white, like the background of an ID photo
+
+
+def sniff_format(data: bytes) -> str:
+    """'JPEG' or 'PNG' from the magic bytes, else FaceError(UNSUPPORTED_FORMAT)."""
+    if data.startswith(_JPEG_MAGIC):
+        return "JPEG"
+    if data.startswith(_PNG_MAGIC):
+        return "PNG"
+    raise FaceError(Code.UNSUPPORTED_FORMAT, "only JPEG and PNG images are accepted")
+
+
+def check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
+    if width * height > limits.max_pixels or max(width, height) > limits.max_side:
+        raise FaceError(
+            Code.IMAGE_TOO_LARGE,
+            f"image declares {width}x{height} pixels; the limit is {limits.max_pixels} pixels",
+        )
+    if min(width, height) < limits.min_side:
+        raise FaceError(
+            Code.IMAGE_TOO_SMALL,
+            f"image is {width}x{height} pixels; each side must be at least {limits.min_side}",
+        )
+
+
+def decode_image(data: bytes, limits: DecodeLimits | None = None) -> RGBImage:
+    """Decode JPEG/PNG bytes into an upright H x W x 3 uint8 RGB array.
+
+    Raises FaceError with EMPTY_IMAGE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE, IMAGE_TOO_SMALL or
+    IMAGE_TOO_LARGE. Handles alpha (composited on white), grey and 16-bit images, palettes,
+    CMYK JPEGs and the EXIF orientation tag.
+    """
+    limits = limits or DecodeLimits()
+    if not data:
+        raise FaceError(Code.EMPTY_IMAGE, "image is empty")
+    fmt = sniff_format(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+        except Image.DecompressionBombError:
+            raise FaceError(Code.IMAGE_TOO_LARGE, "image declares too many pixels") from None
+        except (UnidentifiedImageError, *_DECODE_ERRORS):
+            raise FaceError(Code.CORRUPT_IMAGE, f"{fmt} header cannot be read") from None
+        width, height = image.size
+        check_dimensions(width, height, limits)
+        if fmt == "JPEG" and max(width, height) > limits.work_side:
+            scale = limits.work_side / max(width, height)
+            draft_mode = image.mode if image.mode in ("RGB", "L") else None
+            image.draft(draft_mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+        try:
+            image.load()
+        except _DECODE_ERRORS:
+            raise FaceError(Code.CORRUPT_IMAGE, f"{fmt} data is corrupt or truncated") from None
+    return _to_rgb(_upright(image))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        if image.getexif().get(_ORIENTATION, 1) == 1:
+            return image  # the common case: no copy
+        transposed = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not reject an otherwise good photo
+        return image
+    return transposed if transposed is not None else image
+
+
+def _to_rgb(image: Image.Image) -> RGBImage:
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        grey = np.asarray(image, dtype=np.float64)
+        top = 255.0 if grey.max(initial=0.0) <= 255.0 else 65535.0
+        grey8 = np.clip(grey * (255.0 / top), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[:, :, 3:4] / 255.0
+        if alpha.max(initial=0.0) == 0.0:  # alpha left empty by some exporters: ignore it
+            return np.ascontiguousarray(rgba[:, :, :3].astype(np.uint8))
+        rgb = rgba[:, :, :3] * alpha + _BACKGROUND * (1.0 - alpha)
+        return np.ascontiguousarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+    if mode != "RGB":
+        image = image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

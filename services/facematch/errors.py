@@ -1,0 +1,52 @@
+"""Machine-readable failure codes of the face-matching domain.
+
+Every failure carries a stable `code` (for events, APIs and statistics) and a short human
+message. Messages never contain image bytes, embeddings or personal data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    # input images
+    EMPTY_IMAGE = "EMPTY_IMAGE"
+    CORRUPT_IMAGE = "CORRUPT_IMAGE"
+    UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"
+    IMAGE_TOO_SMALL = "IMAGE_TOO_SMALL"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+    # detection
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    # quality gate
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"
+    BLURRED = "BLURRED"
+    TOO_DARK = "TOO_DARK"
+    TOO_BRIGHT = "TOO_BRIGHT"
+    HEAD_TURNED = "HEAD_TURNED"
+    EYES_CLOSED = "EYES_CLOSED"
+    # liveness
+    LIVENESS_FRAME_COUNT = "LIVENESS_FRAME_COUNT"
+    LIVENESS_STATIC = "LIVENESS_STATIC"
+    LIVENESS_NO_ACTION = "LIVENESS_NO_ACTION"
+    LIVENESS_IDENTITY_CHANGED = "LIVENESS_IDENTITY_CHANGED"
+    # matching
+    NO_MATCH = "NO_MATCH"
+    PROXY_SUSPECT = "PROXY_SUSPECT"
+    DUPLICATE_IDENTITY = "DUPLICATE_IDENTITY"
+    MODEL_VERSION_MISMATCH = "MODEL_VERSION_MISMATCH"
+    ID_PHOTO_UNUSABLE = "ID_PHOTO_UNUSABLE"
+    # caller errors and storage
+    INVALID_REQUEST = "INVALID_REQUEST"
+    SEAL_INVALID = "SEAL_INVALID"
+    TEMPLATE_INVALID = "TEMPLATE_INVALID"
+
+
+class FaceError(Exception):
+    """A face-matching failure with a machine code and a human message."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -1,0 +1,168 @@
+"""Decoding rules: what images are accepted, how they are normalised, and the code of each
+rejection. Synthetic images only (no models)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.facematch.config import DecodeLimits
+from services.facematch.decode import decode_image
+from services.facematch.errors import Code, FaceError
+
+from .conftest import encode
+
+
+def gradient(width: int = 96, height: int = 64) -> np.ndarray:
+    x = np.linspace(0, 255, width, dtype=np.uint8)
+    y = np.linspace(0, 255, height, dtype=np.uint8)
+    return np.stack(
+        [np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), 77, np.uint8)],
+        axis=2,
+    )
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    )
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares width x height RGB pixels, followed by a tiny IDAT: a
+    decompression bomb as far as the header is concerned, built without allocating it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
+
+
+def rejected_with(data: bytes) -> Code:
+    with pytest.raises(FaceError) as caught:
+        decode_image(data)
+    assert str(caught.value.code) not in caught.value.message  # message is human text, no payload
+    return caught.value.code
+
+
+def test_jpeg_decodes_to_rgb_uint8() -> None:
+    pixels = decode_image(encode(gradient(), "JPEG", quality=95))
+    assert pixels.shape == (64, 96, 3) and pixels.dtype == np.uint8
+
+
+def test_png_round_trips_exactly() -> None:
+    assert np.array_equal(decode_image(encode(gradient(), "PNG")), gradient())
+
+
+def test_empty_bytes_are_empty_image() -> None:
+    assert rejected_with(b"") == Code.EMPTY_IMAGE
+
+
+@pytest.mark.parametrize("data", [b"hello, not an image", b"%PDF-1.7\n", b"GIF89a" + b"\x00" * 64])
+def test_other_formats_are_unsupported(data: bytes) -> None:
+    assert rejected_with(data) == Code.UNSUPPORTED_FORMAT
+
+
+def test_real_gif_is_unsupported() -> None:
+    assert rejected_with(encode(gradient(), "GIF")) == Code.UNSUPPORTED_FORMAT
+
+
+def test_jpeg_magic_followed_by_garbage_is_corrupt() -> None:
+    rng = np.random.default_rng(1)
+    assert rejected_with(b"\xff\xd8\xff\xe0" + rng.bytes(2000)) == Code.CORRUPT_IMAGE
+
+
+def test_truncated_jpeg_is_corrupt() -> None:
+    data = encode(gradient(400, 300), "JPEG", quality=90)
+    assert rejected_with(data[: len(data) // 2]) == Code.CORRUPT_IMAGE
+
+
+def test_truncated_png_is_corrupt() -> None:
+    noisy = np.random.default_rng(2).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    data = encode(noisy, "PNG")
+    assert rejected_with(data[: len(data) * 2 // 3]) == Code.CORRUPT_IMAGE
+
+
+def test_png_with_bad_crc_is_corrupt() -> None:
+    data = bytearray(encode(gradient(), "PNG"))
+    data[-20] ^= 0xFF  # inside the last IDAT payload or its CRC
+    assert rejected_with(bytes(data)) == Code.CORRUPT_IMAGE
+
+
+def test_one_pixel_image_is_too_small() -> None:
+    assert rejected_with(encode(np.zeros((1, 1, 3), np.uint8), "PNG")) == Code.IMAGE_TOO_SMALL
+
+
+def test_decompression_bomb_is_rejected_from_its_header() -> None:
+    assert rejected_with(png_header_only(20_000, 20_000)) == Code.IMAGE_TOO_LARGE
+
+
+def test_limit_applies_to_declared_pixels_not_file_size() -> None:
+    data = png_header_only(8000, 6000)  # 48 Mpx in ~100 bytes
+    assert len(data) < 200
+    assert rejected_with(data) == Code.IMAGE_TOO_LARGE
+
+
+def test_limits_are_configurable() -> None:
+    with pytest.raises(FaceError) as caught:
+        decode_image(encode(gradient(), "PNG"), DecodeLimits(max_pixels=1000))
+    assert caught.value.code == Code.IMAGE_TOO_LARGE
+
+
+def test_rgba_is_composited_on_white() -> None:
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:32, :, 3] = 255  # top half opaque red, bottom half transparent
+    pixels = decode_image(encode(rgba, "PNG"))
+    assert tuple(pixels[10, 10]) == (200, 0, 0)
+    assert tuple(pixels[50, 10]) == (255, 255, 255)
+
+
+def test_fully_transparent_alpha_is_ignored() -> None:
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 1] = 123
+    assert tuple(decode_image(encode(rgba, "PNG"))[5, 5]) == (0, 123, 0)
+
+
+def test_greyscale_becomes_three_equal_channels() -> None:
+    grey = gradient()[:, :, 0]
+    pixels = decode_image(encode(grey, "PNG"))
+    assert pixels.shape == (64, 96, 3)
+    assert np.array_equal(pixels[:, :, 0], pixels[:, :, 2])
+
+
+def test_sixteen_bit_greyscale_is_scaled_to_eight_bits() -> None:
+    wide = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(wide).save(buffer, format="PNG")
+    pixels = decode_image(buffer.getvalue())
+    assert pixels.dtype == np.uint8 and pixels.max() > 200
+
+
+def test_palette_png_decodes() -> None:
+    paletted = Image.fromarray(gradient()).convert("P")
+    buffer = io.BytesIO()
+    paletted.save(buffer, format="PNG")
+    assert decode_image(buffer.getvalue()).shape == (64, 96, 3)
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = gradient(96, 64)
+    stored = np.rot90(upright)  # pixels stored turned 90 degrees counter-clockwise ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... and tagged "rotate 90 clockwise to display"
+    data = encode(np.ascontiguousarray(stored), "JPEG", quality=95, exif=exif.tobytes())
+    pixels = decode_image(data)
+    assert pixels.shape == upright.shape
+    assert np.abs(pixels.astype(int) - upright.astype(int)).mean() < 4
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale() -> None:
+    big = np.repeat(np.repeat(gradient(400, 300), 10, axis=0), 10, axis=1)  # 4000 x 3000
+    pixels = decode_image(encode(big, "JPEG", quality=80))
+    assert 1600 <= max(pixels.shape[:2]) < 4000
