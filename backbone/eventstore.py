@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.envelope import Actor, Envelope
-from contracts.registry import upcast
+from contracts.registry import upcast, validate_envelope
 
 NOTIFY_CHANNEL = "aid_events"
 
@@ -98,6 +98,8 @@ class InMemoryEventStore(EventStore):
         self._lock = threading.Lock()
 
     def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
+        for e in events:
+            validate_envelope(e.to_dict())
         with self._lock:
             known = [self._by_id[e.event_id] for e in events if e.event_id in self._by_id]
             if known and len(known) == len(events):
@@ -162,6 +164,8 @@ def append_in_transaction(conn: Any, events: Sequence[Envelope], expected_versio
 
     if not events:
         return []
+    for e in events:  # nothing that breaks its contract enters the log (it could never leave)
+        validate_envelope(e.to_dict())
     ids = [e.event_id for e in events]
     with conn.cursor() as cur:
         cur.execute("LOCK TABLE events IN EXCLUSIVE MODE")

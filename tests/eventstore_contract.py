@@ -83,3 +83,13 @@ class EventStoreContract:
         (read,) = self.store.read_stream(s)
         assert read.schema_version == 2
         assert read.payload["school"] == {"school_id": "SCH1", "city": "unknown", "county": "unknown"}
+
+    def test_an_event_breaking_its_contract_is_refused_at_append(self) -> None:
+        from dataclasses import replace
+
+        from contracts.registry import ContractError
+
+        broken = replace(event("broken"), payload={"check_id": 1})
+        with pytest.raises(ContractError, match="check_id"):
+            self.store.append([broken])
+        assert self.store.read_stream("broken") == []
