@@ -268,6 +268,10 @@ Targets: p95 <= 60 ms per single-frame verification ({"met" if p95 <= 60 else "N
 
 {speed}
 
+Load average when the runs ended: {" ".join(f"{v:.2f}" for v in os.getloadavg())}. The two
+workers scale linearly only if no other process wants the machine's {info["cores"]} cores; the
+CPU-time row is the per-core capacity regardless of such contention.
+
 ## Error rates on ../shared/faces
 
 `python -m services.facematch evaluate ../shared/faces --alias odd=obama --id-card`
