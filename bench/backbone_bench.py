@@ -13,6 +13,7 @@ delivered, p50/p95/p99 latency, and checks count in == count out (no loss, no du
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -111,10 +112,8 @@ def main() -> int:
         producer.start()
         deadline = time.monotonic() + 300
         while len(received) < args.events and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 conn.drain_events(timeout=1)
-            except TimeoutError:
-                pass
         elapsed = time.perf_counter() - started
         producer.join()
         relay.stop()
