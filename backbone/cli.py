@@ -44,12 +44,13 @@ def _dlq(args: argparse.Namespace) -> int:
                     "type": message.properties.get("type"), "message_id": message.properties.get("message_id"),
                     "bytes": len(message.body),
                 }))
-            else:  # replay: back onto the events exchange, to be consumed again
+            else:  # replay: back onto the events exchange with its original routing key
                 channel.basic_publish(
                     amqp.Message(message.body, delivery_mode=2, content_type=message.content_type,
                                  message_id=message.properties.get("message_id"),
                                  type=message.properties.get("type")),
-                    exchange=settings.exchange, routing_key=message.properties.get("type") or "unknown",
+                    exchange=settings.exchange,
+                    routing_key=headers.get("x-aid-routing-key") or message.properties.get("type") or "",
                 )
                 channel.basic_ack(message.delivery_tag)
             moved += 1

@@ -54,11 +54,13 @@ def output_event_id(consumer: str, cause: Envelope, index: int = 0) -> uuid.UUID
 def _dead_letter(message: Any, service: str, reason: str, detail: str) -> None:
     settings = config.load()
     headers = dict(message.headers or {})
-    headers.update({"x-aid-reason": reason, "x-aid-detail": detail[:500], "x-aid-service": service})
+    headers.update({"x-aid-reason": reason, "x-aid-detail": detail[:500], "x-aid-service": service,
+                    "x-aid-routing-key": (message.delivery_info or {}).get("routing_key", "")})
     channel = message.channel
+    props = {k: v for k, v in message.properties.items() if k in ("type", "message_id", "correlation_id")}
     channel.basic_publish(
         amqp.Message(message.body, content_type=message.content_type or "application/octet-stream",
-                     delivery_mode=2, application_headers=headers),
+                     delivery_mode=2, application_headers=headers, **props),
         exchange=settings.dead_letter_exchange,
         routing_key=dlq_name(service),
     )

@@ -156,6 +156,50 @@ def test_broken_messages_are_dead_lettered_with_a_reason_and_the_consumer_goes_o
     conn.close()
 
 
+def test_operators_list_and_replay_a_dead_letter_queue(system: System) -> None:
+    import subprocess
+    import sys
+
+    probe_table(system.database_url)
+    system.service("tests.integration.probe_service:SERVICE").start()
+    conn = amqp.Connection(**_amqp_params(system.amqp_url))
+    conn.connect()
+    channel = conn.channel()
+    channel.basic_publish(amqp.Message(b"{broken", content_type="application/json", type="CheckClosed"),
+                          exchange="aid.events", routing_key="CheckClosed")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backbone.cli", "dlq", *args], env=system.env(),
+                              capture_output=True, text=True, timeout=60, check=True)
+
+    listed = wait_for(lambda: (out := cli("list", "probe")).stdout.strip() and out, what="dead letter listed")
+    (line,) = listed.stdout.strip().splitlines()
+    assert json.loads(line)["reason"] == "undecodable"
+    assert "1 message(s)" in cli("list", "probe").stderr  # listing leaves the message in place
+    replayed = cli("replay", "probe")
+    assert "replay: 1 message(s)" in replayed.stderr
+    # replayed onto the exchange it is dead-lettered again (still broken), never lost
+    wait_for(lambda: cli("list", "probe").stdout.strip(), what="dead letter back after replay")
+    conn.close()
+
+
+def test_a_second_relay_stands_by_and_nothing_is_published_twice(system: System) -> None:
+    tap = Tap(system.amqp_url)
+    first = system.relay("relay-a").start()
+    second = system.relay("relay-b").start()
+    stored = PostgresEventStore(system.database_url).append(closed_events(500))
+    seen: list[str] = []
+    wait_for(lambda: seen.extend(tap.drain()) or len(seen) >= 500, what="events published")
+    time.sleep(1.0)
+    seen.extend(tap.drain())
+    assert sorted(seen) == sorted(str(e.event_id) for e in stored)
+    assert "standing by" in second.log_tail() or "standing by" in first.log_tail()
+    first.kill()  # the standby takes over
+    more = PostgresEventStore(system.database_url).append(closed_events(50))
+    wait_for(lambda: seen.extend(tap.drain()) or len(seen) >= 550, timeout=60, what="standby took over")
+    assert sorted(seen) == sorted(str(e.event_id) for e in stored + more)
+
+
 def _restart_rabbitmq() -> None:
     rabbitmqctl("stop_app")
     time.sleep(2)
