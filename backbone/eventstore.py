@@ -243,17 +243,8 @@ class PostgresEventStore(EventStore):
     def read_all(
         self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
     ) -> Iterator[Envelope]:
-        query = f"SELECT {_COLUMNS} FROM events WHERE position > %s"
-        params: list[Any] = [after_position]
-        if recorded_until is not None:
-            query += " AND recorded_at <= %s"
-            params.append(recorded_until)
-        query += " ORDER BY position"
-        with self._connect() as conn, conn.transaction(), conn.cursor(name="read_all") as cur:
-            cur.itersize = batch_size
-            cur.execute(query, params)
-            for row in cur:
-                yield _upcast(row_to_envelope(row))
+        for row in self.read_rows(after_position, recorded_until, batch_size):
+            yield _upcast(row_to_envelope(row))
 
     def read_rows(
         self, after_position: int = 0, recorded_until: datetime | None = None, batch_size: int = 5000
