@@ -121,14 +121,21 @@ class Projection:
         self.chunk = chunk
         self._shared: SharedFacts | None = None
         self._token: str | None = None
+        self._pending_token: str | None = None
 
     def apply_events(self, conn: Any, envelopes: Sequence[Envelope]) -> ApplyResult:
+        """Apply one batch in one transaction. The cached shared facts are trusted again only
+        once the batch has committed: a failed batch (or an outer rollback, which changes the
+        stored token back) makes the next batch reload them."""
+        self._pending_token = self._token
         try:
             with conn.transaction():
-                return self._apply(conn, list(envelopes))
+                result = self._apply(conn, list(envelopes))
         except BaseException:
-            self._shared = None
+            self._shared, self._token = None, None
             raise
+        self._token = self._pending_token
+        return result
 
     # ------------------------------------------------------------------ steps
 
@@ -146,7 +153,8 @@ class Projection:
             return ApplyResult(len(envelopes), 0, len(envelopes), 0)
         top = max((e.position or 0 for e in new), default=0) or None
 
-        shared = self._load_shared_cached(conn)
+        shared, token = self._load_shared_cached(conn)
+        self._token = None  # the cache is in flux until this batch commits (see apply_events)
         ledger = Ledger()
         ledger.shared = shared
         own = {e.payload["student_id"] for e in new if e.type not in SHARED_TYPES and impact(e.type, e.payload)}
@@ -173,18 +181,18 @@ class Projection:
 
         self._write_facts(conn, ledger, own, top)
         if dirty:
-            self._write_shared(conn, shared, dirty)
+            token = self._write_shared(conn, shared, dirty)
         students = self._affected(conn, scope)
         self._rederive(conn, students, ledger, shared, top)
+        self._pending_token = token
         return ApplyResult(len(envelopes), len(new), len(envelopes) - len(new), len(students))
 
-    def _load_shared_cached(self, conn: Any) -> SharedFacts:
+    def _load_shared_cached(self, conn: Any) -> tuple[SharedFacts, str | None]:
         row = conn.execute("SELECT value FROM eligibility_meta WHERE key = 'shared_token'").fetchone()
         token = row[0] if row else None
-        if self._shared is None or token != self._token:
+        if self._shared is None or self._token is None or token != self._token:
             self._shared = _load_shared(conn.execute("SELECT kind, key, fact FROM eligibility_shared").fetchall())
-            self._token = token
-        return self._shared
+        return self._shared, token
 
     @staticmethod
     def _facts(conn: Any, student_ids: Iterable[str]) -> dict[str, StudentFacts]:
@@ -220,7 +228,7 @@ class Projection:
                 )
 
     def _write_shared(self, conn: Any, shared: SharedFacts,
-                      dirty: dict[tuple[str, str], tuple[Any, dict[str, Any]]]) -> None:
+                      dirty: dict[tuple[str, str], tuple[Any, dict[str, Any]]]) -> str:
         with conn.cursor() as cur:
             for (kind, key), (record, extra) in dirty.items():
                 cur.execute(
@@ -238,10 +246,11 @@ class Projection:
                             copy.write_row((semester, import_id, part, sid, digest))
                     # the cache keeps parts without entries (they are read per student)
                     shared.rosters[semester][import_id][part] = record._replace(entries={})
-            self._token = uuid.uuid4().hex
+            token = uuid.uuid4().hex
             cur.execute("INSERT INTO eligibility_meta (key, value) VALUES ('shared_token', %s)"
-                        " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (self._token,))
+                        " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (token,))
         shared.changed()
+        return token
 
     @staticmethod
     def _affected(conn: Any, scope: _Scope) -> list[str]:
@@ -315,6 +324,65 @@ def apply_events(conn: Any, envelopes: Sequence[Envelope], projection: Projectio
     return projection.apply_events(conn, envelopes)
 
 
+# --------------------------------------------------------------------------- rebuild
+
+
+def rebuild(conn: Any, ledger: Ledger, book: PolicyBook | None = None, *, through_position: int) -> int:
+    """Replace the whole projection with a replay's result, in one transaction (bootstrap, or
+    after a rules or policy change). ``ledger`` must hold the log up to ``through_position``.
+
+    Events up to that position may still arrive from the broker afterwards: folding a fact twice
+    changes nothing, so they only cost a re-derivation. Returns the number of status rows.
+    """
+    book = book or load_policy_book()
+    shared = ledger.shared
+    count = 0
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute("TRUNCATE eligibility_facts, eligibility_shared, eligibility_roster_entries, eligibility_status")
+        with conn.cursor() as cur:
+            with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position) FROM STDIN") as copy:
+                for sid, facts in ledger.students.items():
+                    school = facts.registration.school_id if facts.registration else None
+                    copy.write_row((sid, school, json.dumps(facts.to_json(), ensure_ascii=False), through_position))
+            rows: list[tuple[str, str, Any]] = []
+            rows += [("check", k, _shared_row("check", v)) for k, v in shared.checks.items()]
+            rows += [("closing", k, _shared_row("closing", v)) for k, v in shared.closings.items()]
+            rows += [("publication", json.dumps(list(k)), _shared_row("publication", v,
+                                                                       {"school_id": k[0], "month": k[1]}))
+                     for k, v in shared.publications.items()]
+            for semester, imports in shared.rosters.items():
+                for import_id, parts in imports.items():
+                    for part, record in parts.items():
+                        extra = {"semester": semester, "import_id": import_id, "part": part}
+                        rows.append(("roster_part", json.dumps([semester, import_id, part]),
+                                     _shared_row("roster_part", record, extra)))
+            cur.executemany("INSERT INTO eligibility_shared (kind, key, fact) VALUES (%s, %s, %s)", rows)
+            with cur.copy("COPY eligibility_roster_entries (semester, import_id, part, student_id, id_number_hash)"
+                          " FROM STDIN") as copy:
+                for semester, imports in shared.rosters.items():
+                    for import_id, parts in imports.items():
+                        for part, record in parts.items():
+                            for sid, digest in record.entries.items():
+                                copy.write_row((semester, import_id, part, sid, digest))
+            with cur.copy("COPY eligibility_status (student_id, semester, school_id, county, city, status,"
+                          " last_position) FROM STDIN") as copy:
+                for sid in sorted(ledger.student_ids()):
+                    for status in derive(sid, ledger.students.get(sid), shared, book):
+                        copy.write_row((sid, status["semester"], status["school_id"], status["county"],
+                                        status["city"], json.dumps(status, ensure_ascii=False), through_position))
+                        count += 1
+            for key, value in (("shared_token", uuid.uuid4().hex), ("rebuilt_through", str(through_position))):
+                cur.execute("INSERT INTO eligibility_meta (key, value) VALUES (%s, %s)"
+                            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
+    return count
+
+
+def rebuilt_through(conn: Any) -> int:
+    row = conn.execute("SELECT value FROM eligibility_meta WHERE key = 'rebuilt_through'").fetchone()
+    return int(row[0]) if row else 0
+
+
 # --------------------------------------------------------------------------- queries
 
 
@@ -376,15 +444,16 @@ def province_summary(conn: Any, month: str, *, school_id: str | None = None, cou
 
 
 def high_water(conn: Any) -> int:
-    """The highest log position the projection has processed (0 if none)."""
+    """The highest log position the projection reflects (processed, or covered by a rebuild)."""
     row = conn.execute("SELECT coalesce(max(position), 0) FROM processed_events WHERE consumer = %s",
                        (CONSUMER,)).fetchone()
-    return int(row[0])
+    return max(int(row[0]), rebuilt_through(conn))
 
 
-def processed_count(conn: Any, up_to: int) -> int:
-    row = conn.execute("SELECT count(*) FROM processed_events WHERE consumer = %s AND position <= %s",
-                       (CONSUMER, up_to)).fetchone()
+def processed_count(conn: Any, after: int, up_to: int) -> int:
+    """Events with ``after < position <= up_to`` the projection has processed."""
+    row = conn.execute("SELECT count(*) FROM processed_events WHERE consumer = %s AND position > %s"
+                       " AND position <= %s", (CONSUMER, after, up_to)).fetchone()
     return int(row[0])
 
 

@@ -26,7 +26,7 @@ from services.eligibility.domain.calendar import SHANGHAI, CalendarError, parse_
 from services.eligibility.domain.facts import Ledger
 from services.eligibility.domain.policy import PolicyBook, PolicyError
 from services.eligibility.domain.rules import StudentStatus, derive
-from services.eligibility.logsource import LogSourceError, Progress, RawEvent, open_source
+from services.eligibility.logsource import LogSourceError, Progress, RawEvent, gc_tuned, open_source
 from services.eligibility.output import CsvWriter, JsonWriter
 from services.eligibility.policyfile import load_policy_book
 
@@ -68,17 +68,18 @@ class Filters:
 def fold_log(events: Iterable[RawEvent], ledger: Ledger, progress: Progress | None = None) -> Ledger:
     """The hot loop: fold raw events into ``ledger`` (dict dispatch, no envelope objects)."""
     apply = ledger.apply_fields
-    students = ledger.students
-    if progress is None:
+    with gc_tuned():
+        if progress is None:
+            for event_type, event_id, ts, payload, _ in events:
+                apply(event_type, event_id, ts, payload)
+            return ledger
+        students = ledger.students
         for event_type, event_id, ts, payload, _ in events:
             apply(event_type, event_id, ts, payload)
-        return ledger
-    for event_type, event_id, ts, payload, _ in events:
-        apply(event_type, event_id, ts, payload)
-        progress.count += 1
-        if progress.count >= progress._next:
-            progress._next += progress.every
-            progress.report(f"{len(students):,} students")
+            progress.count += 1
+            if progress.count >= progress.next_report:
+                progress.next_report += progress.every
+                progress.report(f"{len(students):,} students")
     return ledger
 
 
@@ -178,22 +179,25 @@ def _verify(args: argparse.Namespace, dsn: str, book: PolicyBook) -> int:
 
     with psycopg.connect(dsn) as conn:
         top = projection.high_water(conn)
+        rebuilt = projection.rebuilt_through(conn)
         progress = Progress(args.progress_every, label="verify") if args.progress_every else None
         positioned = [0]
 
         def counted(source: Iterable[RawEvent]) -> Iterator[RawEvent]:
             for event in source:
-                positioned[0] += event[4] is not None
+                positioned[0] += event[4] is not None and event[4] > rebuilt
                 yield event
 
-        events = counted(open_source(args.source, dsn=dsn, until_position=top, validate=args.validate))
+        events = counted(open_source(args.source, dsn=dsn, until_position=top, validate=args.validate,
+                                     only_handled=False))
         problems = 0
         for line in projection.differences(replay(events, book, None, progress), projection.iter_statuses(conn)):
             print(line)
             problems += 1
-        processed = projection.processed_count(conn, top)
+        processed = projection.processed_count(conn, rebuilt, top)
         if positioned[0] and processed != positioned[0]:
-            print(f"log has {positioned[0]:,} events up to position {top:,}; the projection processed {processed:,}")
+            print(f"log has {positioned[0]:,} events in positions {rebuilt + 1:,}..{top:,};"
+                  f" the projection processed {processed:,}")
             problems += 1
     verdict = "no differences" if problems == 0 else f"{problems} difference(s)"
     print(f"verify: replay up to position {top:,} vs projection: {verdict}", file=sys.stderr)

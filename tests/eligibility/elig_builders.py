@@ -56,9 +56,9 @@ def at(day: date | str, hour: int = 9, minute: int = 0) -> datetime:
 
 
 def id_number_for(student_id: str) -> str:
-    from services.eligibility.domain.identity import check_digit
-
     import hashlib
+
+    from services.eligibility.domain.identity import check_digit
 
     body = "410102" + "20080101" + f"{int(hashlib.sha1(student_id.encode()).hexdigest(), 16) % 1000:03d}"
     return body + check_digit(body)

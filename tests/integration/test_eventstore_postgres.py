@@ -110,3 +110,18 @@ def test_migrations_are_applied_once(database_url: str) -> None:
     out = io.StringIO()
     assert migrate(database_url, out=out) == []
     assert "up to date" in out.getvalue()
+
+
+def test_raw_rows_can_be_filtered_by_type_and_skip_unread_columns(database_url: str) -> None:
+    from contracts import Actor, build_envelope
+    from contracts.events import MonthResultsPublished
+
+    store = PostgresEventStore(database_url)
+    start = store.head_position()
+    stream = f"mixed-{uuid.uuid4().hex[:6]}"
+    store.append([event(stream), build_envelope(MonthResultsPublished(school_id="S", month="2026-10",
+                                                                      published_on="2026-11-01"),
+                                                stream=stream, actor=Actor(kind="school", id="S"))])
+    rows = list(store.read_rows(after_position=start, types=["MonthResultsPublished"], lean=True))
+    assert [r[4] for r in rows] == ["MonthResultsPublished"]
+    assert rows[0][2] is None and rows[0][8] is None and rows[0][11]["month"] == "2026-10"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -18,6 +19,7 @@ class CalendarError(ValueError):
     pass
 
 
+@lru_cache(maxsize=1024)
 def parse_semester(semester: str) -> tuple[int, str]:
     """``"2026-autumn"`` -> ``(2026, "autumn")``."""
     year, _, season = semester.partition("-")
@@ -26,6 +28,7 @@ def parse_semester(semester: str) -> tuple[int, str]:
     return int(year), season
 
 
+@lru_cache(maxsize=1024)
 def semester_key(semester: str) -> int:
     """Sortable number: 2026-spring < 2026-autumn < 2027-spring."""
     year, season = parse_semester(semester)
@@ -49,6 +52,7 @@ def month_str(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
 
 
+@lru_cache(maxsize=4096)
 def parse_month(month: str) -> tuple[int, int]:
     year, _, mm = month.partition("-")
     if not (year.isdigit() and mm.isdigit() and len(year) == 4 and 1 <= int(mm) <= 12):
@@ -56,17 +60,20 @@ def parse_month(month: str) -> tuple[int, int]:
     return int(year), int(mm)
 
 
+@lru_cache(maxsize=4096)
 def month_of_semester(semester: str, month_number: int, first_month: int) -> str:
     """Calendar month ``month_number`` of ``semester`` (months before ``first_month`` roll to next year)."""
     year, _ = parse_semester(semester)
     return month_str(year + (1 if month_number < first_month else 0), month_number)
 
 
+@lru_cache(maxsize=4096)
 def first_day(month: str) -> date:
     year, mm = parse_month(month)
     return date(year, mm, 1)
 
 
+@lru_cache(maxsize=4096)
 def last_day(month: str) -> date:
     year, mm = parse_month(month)
     nxt = date(year + (mm == 12), mm % 12 + 1, 1)
@@ -81,10 +88,12 @@ def add_months(day: date, months: int) -> date:
     return date(year, mm + 1, min(day.day, end.day))
 
 
+@lru_cache(maxsize=65536)
 def local_date(ts: float) -> date:
     return datetime.fromtimestamp(ts, SHANGHAI).date()
 
 
+@lru_cache(maxsize=65536)
 def local_month(ts: float) -> str:
     d = local_date(ts)
     return month_str(d.year, d.month)

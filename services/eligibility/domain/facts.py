@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from contracts.envelope import Envelope
@@ -152,6 +153,29 @@ class RosterPart(NamedTuple):
     entries: Mapping[str, str]
 
 
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+def captures_of(value: Capture | tuple[Capture, ...] | None) -> tuple[Capture, ...]:
+    """The verified captures of one check, as a tuple."""
+    if value is None:
+        return ()
+    return (value,) if type(value) is Capture else value  # type: ignore[return-value]
+
+
+def _plain(value: Any) -> Any:
+    return {} if value is _NONE else value
+
+
+def _own(facts: StudentFacts, name: str) -> dict[str, Any]:
+    """The writable table ``name`` of ``facts`` (created on first write)."""
+    table = getattr(facts, name)
+    if table is _NONE:
+        table = {}
+        setattr(facts, name, table)
+    return table  # type: ignore[no-any-return]
+
+
 def _lww(table: dict[Any, Any], key: Any, record: Any) -> None:
     """Keep the record with the greatest (ts, eid): last writer wins, ties broken by event id."""
     old = table.get(key)
@@ -170,21 +194,24 @@ class StudentFacts:
     def __init__(self) -> None:
         self.registration: Registration | None = None
         self.first_registered_ts: float | None = None
-        self.enrolments: dict[str, Enrolment] = {}
-        self.captures: dict[str, tuple[Capture, ...]] = {}
-        self.absences: dict[str, Absence] = {}
-        self.forced: dict[str, Capture] = {}
-        self.appeals: dict[str, Appeal] = {}
-        self.resolutions: dict[str, Resolution] = {}
-        self.plans: dict[str, Plan] = {}
-        self.placements: dict[str, Placement] = {}
-        self.placement_changes: dict[str, PlacementChange] = {}
-        self.hardship: dict[str, Hardship] = {}
-        self.revocations: dict[str, Revocation] = {}
+        # Tables start as one shared empty mapping and become dicts on first write (_own):
+        # most students have no absence, appeal, plan, placement... (memory per student).
+        self.enrolments: Mapping[str, Enrolment] = _NONE
+        # check id -> the verified capture, or a sorted tuple of them when there are several
+        self.captures: Mapping[str, Capture | tuple[Capture, ...]] = _NONE
+        self.absences: Mapping[str, Absence] = _NONE
+        self.forced: Mapping[str, Capture] = _NONE
+        self.appeals: Mapping[str, Appeal] = _NONE
+        self.resolutions: Mapping[str, Resolution] = _NONE
+        self.plans: Mapping[str, Plan] = _NONE
+        self.placements: Mapping[str, Placement] = _NONE
+        self.placement_changes: Mapping[str, PlacementChange] = _NONE
+        self.hardship: Mapping[str, Hardship] = _NONE
+        self.revocations: Mapping[str, Revocation] = _NONE
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StudentFacts) and all(
-            getattr(self, s) == getattr(other, s) for s in self.__slots__
+            _plain(getattr(self, s)) == _plain(getattr(other, s)) for s in self.__slots__
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -202,7 +229,7 @@ class StudentFacts:
             if table:
                 out[name] = {k: list(v) for k, v in table.items()}
         if self.captures:
-            out["captures"] = {k: [list(c) for c in v] for k, v in self.captures.items()}
+            out["captures"] = {k: [list(c) for c in captures_of(v)] for k, v in self.captures.items()}
         if self.placement_changes:
             out["placement_changes"] = {
                 k: [v.ts, v.eid, v.placement_id, [list(c) for c in v.changes]]
@@ -224,11 +251,11 @@ class StudentFacts:
         for name, make in records.items():
             for k, v in data.get(name, {}).items():
                 key = sys.intern(k) if name in ("absences", "forced") else k
-                getattr(f, name)[key] = make(*v)
+                _own(f, name)[key] = make(*v)
         for k, v in data.get("captures", {}).items():
-            f.captures[sys.intern(k)] = tuple(Capture(*c) for c in v)
+            _own(f, "captures")[sys.intern(k)] = Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
         for k, v in data.get("placement_changes", {}).items():
-            f.placement_changes[k] = PlacementChange(v[0], v[1], v[2], tuple((a, b) for a, b in v[3]))
+            _own(f, "placement_changes")[k] = PlacementChange(v[0], v[1], v[2], tuple((a, b) for a, b in v[3]))
         return f
 
 
@@ -395,7 +422,8 @@ def _registered(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     school = p.get("school") or {"school_id": p["school_id"], "city": "unknown", "county": "unknown"}
     _lww_attr(f, "registration", Registration(
         ts, eid, sys.intern(school["school_id"]), sys.intern(school["city"]), sys.intern(school["county"]),
-        int(p["grade"]), p["class_name"], p["name_masked"], p["id_number_hash"], bool(p["proposed_aid"]),
+        int(p["grade"]), sys.intern(p["class_name"]), sys.intern(p["name_masked"]), p["id_number_hash"],
+        bool(p["proposed_aid"]),
     ))
     if f.first_registered_ts is None or ts < f.first_registered_ts:
         f.first_registered_ts = ts
@@ -410,26 +438,32 @@ def _lww_attr(f: StudentFacts, name: str, record: Registration) -> None:
 def _enrolled(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        f.enrolments[eid] = Enrolment(ts, eid, sys.intern(p["semester"]), p["mode"])
+        _own(f, "enrolments")[eid] = Enrolment(ts, eid, sys.intern(p["semester"]), p["mode"])
 
 
 def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    if p["purpose"] != "spot_check" or not p.get("check_id"):
+    check_id = p.get("check_id")
+    if not check_id or p["purpose"] != "spot_check":
         return
-    f = ledger.student(p["student_id"])
+    f = ledger.students.get(p["student_id"]) if ledger.wanted is None else None
     if f is None:
+        f = ledger.student(p["student_id"])
+        if f is None:
+            return
+    check_id = sys.intern(check_id)
+    known = f.captures.get(check_id)
+    if known is None:  # the common case: one capture per check, stored bare
+        _own(f, "captures")[check_id] = Capture(ts, eid)
         return
-    check_id = sys.intern(p["check_id"])
-    known = f.captures.get(check_id, ())
-    if any(c.eid == eid for c in known):
-        return
-    f.captures[check_id] = tuple(sorted((*known, Capture(ts, eid))))
+    several = captures_of(known)
+    if all(c.eid != eid for c in several):
+        _own(f, "captures")[check_id] = tuple(sorted((*several, Capture(ts, eid))))
 
 
 def _absence(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.absences, sys.intern(p["check_id"]), Absence(
+        _lww(_own(f, "absences"), sys.intern(p["check_id"]), Absence(
             ts, eid, p["reason"], instant(p["reported_at"]),
             p.get("internship_starts_on"), p.get("internship_ends_on"),
         ))
@@ -443,31 +477,31 @@ def _forced(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     old = f.forced.get(check_id)
     record = Capture(ts, eid)
     if old is None or record < old:  # the first force-pass is the one on record
-        f.forced[check_id] = record
+        _own(f, "forced")[check_id] = record
 
 
 def _appeal_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.appeals, p["appeal_id"], Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
+        _lww(_own(f, "appeals"), p["appeal_id"], Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
 
 
 def _appeal_resolved(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.resolutions, p["appeal_id"], Resolution(ts, eid, p["decision"]))
+        _lww(_own(f, "resolutions"), p["appeal_id"], Resolution(ts, eid, p["decision"]))
 
 
 def _plan_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.plans, p["plan_id"], Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
+        _lww(_own(f, "plans"), p["plan_id"], Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
 
 
 def _placement_confirmed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.placements, p["placement_id"],
+        _lww(_own(f, "placements"), p["placement_id"],
              Placement(ts, eid, int(p["grade"]), p["starts_on"], p["ends_on"], p.get("filed_on")))
 
 
@@ -478,25 +512,25 @@ def _placement_updated(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     changes = tuple(sorted((k, str(v)) for k, v in p["changes"].items() if k in _PLACEMENT_FIELDS))
     f = ledger.student(p["student_id"]) if changes else None
     if f is not None:
-        f.placement_changes[eid] = PlacementChange(ts, eid, p["placement_id"], changes)
+        _own(f, "placement_changes")[eid] = PlacementChange(ts, eid, p["placement_id"], changes)
 
 
 def _placement_ended(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        f.placement_changes[eid] = PlacementChange(ts, eid, p["placement_id"], (("ended_on", p["ended_on"]),))
+        _own(f, "placement_changes")[eid] = PlacementChange(ts, eid, p["placement_id"], (("ended_on", p["ended_on"]),))
 
 
 def _hardship(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.hardship, p["determination_id"], Hardship(ts, eid, p["level"], p["effective_semester"]))
+        _lww(_own(f, "hardship"), p["determination_id"], Hardship(ts, eid, p["level"], p["effective_semester"]))
 
 
 def _revoked(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(f.revocations, p["determination_id"], Revocation(ts, eid, p["effective_semester"]))
+        _lww(_own(f, "revocations"), p["determination_id"], Revocation(ts, eid, p["effective_semester"]))
 
 
 def _check_opened(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:

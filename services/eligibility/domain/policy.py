@@ -16,6 +16,7 @@ import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Any
 
 from services.eligibility.domain.calendar import SEASONS, WorkCalendar
@@ -61,9 +62,13 @@ class PolicyBook:
     versions: tuple[Policy, ...]
     calendar: WorkCalendar
 
+    @cached_property
+    def _starts(self) -> list[date]:
+        return [p.effective_from for p in self.versions]
+
     def policy_at(self, day: date) -> Policy:
         """The version in force on ``day`` (the latest ``effective_from`` on or before it)."""
-        starts = [p.effective_from for p in self.versions]
+        starts = self._starts
         index = bisect.bisect_right(starts, day) - 1
         if index < 0:
             raise PolicyError(f"no policy in force on {day.isoformat()} (first is {starts[0].isoformat()})")

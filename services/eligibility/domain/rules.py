@@ -68,6 +68,7 @@ from services.eligibility.domain.facts import (
     Ledger,
     SharedFacts,
     StudentFacts,
+    captures_of,
     iter_students,
 )
 from services.eligibility.domain.policy import GRANT_LEVELS, Policy, PolicyBook
@@ -100,7 +101,7 @@ def derive(student_id: str, facts: StudentFacts | None, shared: SharedFacts,
 
 
 def _ids(*groups: Iterable[str]) -> list[str]:
-    return sorted({e for g in groups for e in g})
+    return sorted(set().union(*groups))
 
 
 def _valid_semester(semester: str) -> bool:
@@ -287,7 +288,7 @@ class _Student:
             if p.covers(day):
                 return {**result, "result": "placement", "reason": None, "event_ids": _ids(eids, p.eids)}
         rules = self.book.policy_at(day)
-        captures = [c for c in facts.captures.get(cid, ())
+        captures = [c for c in captures_of(facts.captures.get(cid))
                     if check.opens_ts <= c.ts <= check.closes_ts + rules.capture_grace_seconds]
         if captures:
             return {**result, "result": "passed", "reason": None, "event_ids": _ids(eids, [captures[0].eid])}
