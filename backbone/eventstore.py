@@ -270,11 +270,10 @@ class PostgresEventStore(EventStore):
             query += " AND type = ANY(%s)"
             params.append(list(types))
         query += " ORDER BY position"
-        with self._connect() as conn, conn.transaction():
-            with conn.cursor(name="read_rows") as cur:
-                cur.itersize = batch_size
-                cur.execute(query, params)
-                yield from cur
+        with self._connect() as conn, conn.transaction(), conn.cursor(name="read_rows") as cur:
+            cur.itersize = batch_size
+            cur.execute(query, params)
+            yield from cur
 
     def read_stream(self, stream: str) -> list[Envelope]:
         with self._connect() as conn:

@@ -29,7 +29,7 @@ def check_digit(first17: str) -> str:
 
 def normalise_id_number(raw: str) -> str:
     """Validate an 18-character ID number; return it upper-cased. Raises :class:`InvalidIdNumber`."""
-    value = raw.strip().upper()
+    value = raw.strip().replace(" ", "").upper()
     if len(value) != 18:
         raise InvalidIdNumber(f"an ID number has 18 characters, got {len(value)}")
     if not _FORMAT.match(value):
@@ -43,7 +43,23 @@ def normalise_id_number(raw: str) -> str:
     return value
 
 
+def id_number_problem(raw: str) -> str | None:
+    """Why ``raw`` is not a valid ID number (never echoing it), or None when it is valid."""
+    try:
+        normalise_id_number(raw)
+    except InvalidIdNumber as exc:
+        return str(exc)
+    return None
+
+
+def is_valid_id_number(raw: str) -> bool:
+    return id_number_problem(raw) is None
+
+
 def hash_id_number(key: bytes, id_number: str) -> str:
+    """HMAC-SHA256 (hex) of the validated, upper-cased number; every service hashes with this."""
+    if not key:
+        raise ValueError("empty hash key")
     return hmac.new(key, normalise_id_number(id_number).encode(), hashlib.sha256).hexdigest()
 
 

@@ -49,9 +49,9 @@ def test_mod_11_2_check_digit_accepts_valid_numbers_and_x() -> None:
 
 
 def test_mod_11_2_check_digit_rejects_a_wrong_digit_and_bad_shapes() -> None:
-    assert id_number_problem("110105194912310021") == "check digit (MOD 11-2) does not match"
-    assert id_number_problem("1101051949123100") == "must have 18 characters, has 16"
-    assert id_number_problem("11010519491231002Y") == "must be 17 digits followed by a digit or X"
+    assert id_number_problem("110105194912310021") == "the check digit of the ID number is wrong (MOD 11-2)"
+    assert id_number_problem("1101051949123100") == "an ID number has 18 characters, got 16"
+    assert id_number_problem("11010519491231002Y") == "an ID number is 17 digits followed by a digit or X"
 
 
 def test_hash_is_keyed_and_normalises_x() -> None:
@@ -94,8 +94,8 @@ def test_roster_errors_name_the_rows_and_never_the_id_number(tmp_path: Path, cap
     assert "row 3: student_id is missing" in err
     assert "row 4: student_id repeats row 2" in err
     assert "row 5: id_number repeats row 2" in err
-    assert "row 6: id_number check digit (MOD 11-2) does not match" in err
-    assert "row 7: id_number must have 18 characters, has 4" in err
+    assert "row 6: id_number the check digit of the ID number is wrong (MOD 11-2)" in err
+    assert "row 7: id_number an ID number has 18 characters, got 4" in err
     assert "row 8: id_number is missing" in err
     assert all(number not in err for _, number in rows if len(number) > 4)
     assert not out.exists()

@@ -149,6 +149,13 @@ def test_new_capture_spot_check_and_proxy_detection_end_to_end(running: System) 
     status, summary = eligibility.api("GET", "/summary/2026-10?city=驻马店市".replace("驻马店市", "%E9%A9%BB%E9%A9%AC%E5%BA%97%E5%B8%82"))
     assert status == 200 and summary["students"] == 2 and summary["passed"] == 1 and summary["failed"] == 1, summary
     assert eligibility.api("GET", "/summary/2026-13x")[1]["error"] == "BAD_MONTH"
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy({"AMQP_URI": running.amqp_url}, timeout=30) as rpc:
+        via_rpc = rpc.eligibility.student_status("A0001", "2026-autumn")
+        assert via_rpc["statuses"][0]["semester"] == "2026-autumn"
+        assert rpc.eligibility.province_summary("2026-10", school_id="SC1")["passed"] == 1
+        assert rpc.eligibility.school_month("SC1", "2026-10")["counts"]
     assert eligibility.api("GET", "/students/NOPE")[0] == 404
 
     # no event carries an image, a template or a raw ID number
