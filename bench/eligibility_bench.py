@@ -242,39 +242,7 @@ def child(args: list[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child measurements
 
 
-class _TypeFilteringStore:
-    """PROTOTYPE of a store option proposed to the lead (not used by the product): ``read_rows``
-    with a server-side ``type = ANY(types)`` filter, so a replay never fetches or parses the
-    events its rules ignore. ``logsource.postgres_events`` passes ``types`` as soon as the real
-    store's ``read_rows`` accepts it."""
-
-    lean = False  # also skip decoding the columns a replay does not read (stream, actor, ...)
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-
-    def read_rows(self, after_position: int = 0, recorded_until: datetime | None = None,
-                  batch_size: int = 5000, types: list[str] | None = None) -> Iterator[tuple[Any, ...]]:
-        import psycopg
-
-        from backbone.eventstore import _COLUMNS
-
-        columns = _COLUMNS
-        if self.lean:
-            columns = ("position, event_id, NULL, NULL, type, schema_version, occurred_at, NULL, NULL, NULL, NULL,"
-                       " payload")
-        query = f"SELECT {columns} FROM events WHERE position > %s"
-        params: list[Any] = [after_position]
-        if types is not None:
-            query += " AND type = ANY(%s)"
-            params.append(types)
-        with psycopg.connect(self.dsn) as conn, conn.transaction(), conn.cursor(name="proto") as cur:
-            cur.itersize = batch_size
-            cur.execute(query + " ORDER BY position", params)
-            yield from cur
-
-
-def measure_replay(dsn: str, until: int | None, derive: bool, out: str | None, proposed: str | None = None) -> dict[str, Any]:
+def measure_replay(dsn: str, until: int | None, derive: bool, out: str | None) -> dict[str, Any]:
     import psycopg
 
     from services.eligibility.domain.facts import Ledger
@@ -288,11 +256,6 @@ def measure_replay(dsn: str, until: int | None, derive: bool, out: str | None, p
                                   (until or 2**62,)).fetchone()[0]
     book = load_policy_book()
     progress = Progress(1_000_000, label="bench replay")
-    if proposed:
-        import backbone.eventstore as store_module
-
-        _TypeFilteringStore.lean = proposed == "lean"
-        store_module.PostgresEventStore = _TypeFilteringStore  # type: ignore[misc,assignment]
     started = time.perf_counter()
     ledger = fold_log(postgres_events(dsn, until_position=until), Ledger(), progress)
     fold_s = time.perf_counter() - started
@@ -487,8 +450,6 @@ def run(args: argparse.Namespace) -> int:
         figures["full"] = child(["replay-child", "--dsn", dsn, "--derive", "--out", out])
         figures["json_mb"] = Path(out).stat().st_size / 2**20
         os.unlink(out)
-        figures["proposed"] = child(["replay-child", "--dsn", dsn, "--proposed", "types"])
-        figures["proposed_lean"] = child(["replay-child", "--dsn", dsn, "--proposed", "lean"])
         figures["one_student"] = child(["one-student-child", "--dsn", dsn, "--student", generator.sid(12345 % args.students)])
         figures["rebuild"] = child(["rebuild-child", "--dsn", dsn])
         sample = [generator.sid(i) for i in random.Random(2).sample(range(args.students), 500)]
@@ -505,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_doc(f: dict[str, Any], path: Path) -> None:
-    full, growth, q, a, r, pr = f["full"], f["growth"], f["queries"], f["apply"], f["rebuild"], f["proposed"]
+    full, growth, q, a, r = f["full"], f["growth"], f["queries"], f["apply"], f["rebuild"]
     m = f["machine"]
     rows = "\n".join(
         f"| {g['events']:,} | {g['folded']:,} | {g['students']:,} | {g['fold_eps']:,.0f} | {g['peak_rss_mb']:,.0f} |"
@@ -537,11 +498,11 @@ student (2% leave, 1.5% absent, 1% rejected then force-passed), results publishe
 
 ## Replay from PostgreSQL
 
-Through the store's API (`PostgresEventStore.read_rows`: server-side cursor, 5,000 rows a
-fetch, every column decoded by psycopg), then the fold (dict dispatch, upcasting, no
-JSON-Schema validation: the log was validated at append). Events of types the rules ignore
+Through the store's API (`PostgresEventStore.read_rows(types=..., lean=True)`: server-side
+cursor, 5,000 rows a fetch; the database drops the event types the rules ignore
 (CaptureSubmitted, CaptureRejected: {100 * (1 - full['folded'] / full['events']):.0f}% of this log)
-are dropped before any conversion. Each line is a fresh process replaying a prefix of the log;
+and skips the columns a fold does not read), then the fold (dict dispatch, upcasting, no
+JSON-Schema validation: the log was validated at append). Each line is a fresh process replaying a prefix of the log;
 events/s counts log events; peak RSS is that process's `ru_maxrss`.
 
 | log events | folded | students | events/s | peak RSS (MB) |
@@ -549,13 +510,7 @@ events/s counts log events; peak RSS is that process's `ru_maxrss`.
 {rows}
 
 - Whole log through the store's API: **{full['fold_eps']:,.0f} events/s** ({full['fold_s']:.1f} s): this
-  {verdict} the 100,000 events/s target. The limit is the store's row decoding (every column,
-  JSON payloads and actors, UUIDs, timestamps), not the fold.
-- With a store option proposed to the lead, a server-side `type = ANY(types)` filter so ignored
-  events are neither fetched nor decoded (prototyped in the bench only; `logsource` passes
-  `types=` as soon as `read_rows` accepts it): **{pr['fold_eps']:,.0f} events/s** ({pr['fold_s']:.1f} s);
-  if the store also skips decoding the columns a replay does not read (stream, actor,
-  recorded_at, correlation and causation ids): **{f['proposed_lean']['fold_eps']:,.0f} events/s**.
+  {verdict} the 100,000 events/s target.
 - Derive every status and write the JSON report: {full['statuses']:,} statuses in
   {full['derive_s']:.1f} s ({full['derive_sps']:,.0f} statuses/s), {f['json_mb']:,.0f} MB of JSON.
 - Memory: per-student facts only (no envelopes, no set of seen event ids); it grows with the
@@ -607,7 +562,6 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--until", type=int)
     c.add_argument("--derive", action="store_true")
     c.add_argument("--out")
-    c.add_argument("--proposed", choices=["types", "lean"])
     b = sub.add_parser("rebuild-child")
     b.add_argument("--dsn", required=True)
     o = sub.add_parser("one-student-child")
@@ -624,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: wrote {g.count:,} events to {args.out}", file=sys.stderr)
         return 0
     if args.command == "replay-child":
-        print(json.dumps(measure_replay(args.dsn, args.until, args.derive, args.out, args.proposed)))
+        print(json.dumps(measure_replay(args.dsn, args.until, args.derive, args.out)))
         return 0
     if args.command == "rebuild-child":
         print(json.dumps(measure_rebuild(args.dsn)))
