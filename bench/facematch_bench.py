@@ -64,7 +64,9 @@ def frame_720p(source: Path) -> bytes:
 
 def pin(cpu: int) -> None:
     if hasattr(os, "sched_setaffinity"):
-        available = sorted(os.sched_getaffinity(0))
+        # every CPU of the machine, not the current affinity: a parent pinned to CPU 0 for the
+        # one-core figures would otherwise pin every spawned worker to CPU 0 too
+        available = list(range(os.cpu_count() or 1))
         os.sched_setaffinity(0, {available[cpu % len(available)]})
 
 
