@@ -15,7 +15,6 @@ Memory: only per-student facts are kept, never envelopes; statuses are written a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, time
@@ -30,11 +29,11 @@ from services.eligibility.logsource import LogSourceError, Progress, RawEvent, g
 from services.eligibility.output import CsvWriter, JsonWriter
 from services.eligibility.policyfile import load_policy_book
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/studentaid"
-
 
 def default_dsn() -> str:
-    return os.environ.get("AID_DATABASE_URL", DEFAULT_DSN)
+    from backbone import config
+
+    return config.load().database_url
 
 
 def parse_as_of(text: str) -> datetime:
@@ -110,7 +109,7 @@ def replay(events: Iterable[RawEvent], book: PolicyBook | None = None, filters: 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m services.eligibility.replay", description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="postgres", help="jsonl:PATH or postgres (default)")
-    p.add_argument("--dsn", default=None, help="PostgreSQL DSN (default: $AID_DATABASE_URL or %(default)s)")
+    p.add_argument("--dsn", default=None, help="PostgreSQL DSN (default: $AID_DATABASE_URL, else the local studentaid database)")
     p.add_argument("--as-of", type=parse_as_of, default=None, help="only events recorded on or before this")
     p.add_argument("--student", action="append", default=[], help="only this student (repeatable)")
     p.add_argument("--school", action="append", default=[], help="only this school (repeatable)")
