@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     nameko_config = {
         "AMQP_URI": settings.amqp_url,
         "WEB_SERVER_ADDRESS": f"0.0.0.0:{api_port}",
-        "max_workers": int(os.environ.get("AID_MAX_WORKERS", "10")),
-        "PREFETCH_COUNT": int(os.environ.get("AID_PREFETCH", "10")),
+        # workers (and so the AMQP prefetch) per process; a service may ask for fewer
+        "max_workers": int(os.environ.get("AID_MAX_WORKERS", getattr(service_cls, "max_workers", 10))),
         "serializer": "json",
     }
     runner = ServiceRunner(nameko_config)

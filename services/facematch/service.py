@@ -56,6 +56,8 @@ class FaceEngineProvider(DependencyProvider):  # type: ignore[misc]
 
 class FacematchService:
     name = "facematch"
+    # one inference at a time per process: a small prefetch lets other instances take the rest
+    max_workers = 2
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
     engine = FaceEngineProvider()
