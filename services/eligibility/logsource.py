@@ -16,7 +16,7 @@ import inspect
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -96,7 +96,8 @@ def _from_document(doc: Any, versions: _Versions, validate: bool) -> RawEvent:
 
 
 def postgres_events(dsn: str, *, as_of: datetime | None = None, until_position: int | None = None,
-                    batch_size: int = 5000, only_handled: bool = True) -> Iterator[RawEvent]:
+                    batch_size: int = 5000, only_handled: bool = True, types: Sequence[str] | None = None,
+                    by_student: bool = False) -> Iterator[RawEvent]:
     """The whole log from the PostgreSQL event store, in position order (server-side cursor).
 
     With ``only_handled`` (default) events of types the rules ignore (CaptureSubmitted, ...) are
@@ -116,8 +117,12 @@ def postgres_events(dsn: str, *, as_of: datetime | None = None, until_position: 
             yield env.type, str(env.event_id), env.occurred_at.timestamp(), env.payload, env.position
         return
     kwargs: dict[str, Any] = {"recorded_until": as_of, "batch_size": batch_size}
-    if only_handled and "types" in inspect.signature(read_rows).parameters:
+    if types is not None:
+        kwargs["types"] = list(types)
+    elif only_handled and "types" in inspect.signature(read_rows).parameters:
         kwargs["types"] = sorted(HANDLERS)
+    if by_student:
+        kwargs["by_student"] = True
     if "lean" in inspect.signature(read_rows).parameters:
         kwargs["lean"] = True  # the fold reads position, event_id, type, version, occurred_at, payload
     handled = HANDLERS if only_handled else None
@@ -126,6 +131,8 @@ def postgres_events(dsn: str, *, as_of: datetime | None = None, until_position: 
     for row in read_rows(**kwargs):
         position = row[0]
         if until_position is not None and position > until_position:
+            if by_student:
+                continue  # not in position order: skip, do not stop
             return
         event_type = row[4]
         if handled is not None and event_type not in handled:
