@@ -218,6 +218,12 @@ def append_in_transaction(conn: Any, events: Sequence[Envelope], expected_versio
     return stored
 
 
+def read_stream_in(conn: Any, stream: str) -> list[Envelope]:
+    """One stream's events in version order, upcast, on the caller's connection."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE stream = %s ORDER BY stream_version", (stream,))
+    return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
+
+
 def mark_processed(conn: Any, consumer: str, envelope: Envelope) -> bool:
     """Record that ``consumer`` handled ``envelope``, in the caller's transaction.
 
@@ -279,10 +285,7 @@ class PostgresEventStore(EventStore):
 
     def read_stream(self, stream: str) -> list[Envelope]:
         with self._connect() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream = %s ORDER BY stream_version", (stream,)
-            ).fetchall()
-        return [_upcast(row_to_envelope(r)) for r in rows]
+            return read_stream_in(conn, stream)
 
     def head_position(self) -> int:
         with self._connect() as conn:

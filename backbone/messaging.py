@@ -35,7 +35,7 @@ from nameko.messaging import Consumer, QueueConsumer
 
 from backbone import config, observability
 from backbone.db import Pool
-from backbone.eventstore import append_in_transaction, mark_processed
+from backbone.eventstore import append_in_transaction, mark_processed, read_stream_in
 from backbone.topology import dlq_name
 from contracts.envelope import Envelope
 from contracts.registry import ContractError, parse_envelope
@@ -180,13 +180,8 @@ class EventStoreAccess:
         return row is not None
 
     def read_stream(self, stream: str) -> list[Envelope]:
-        from backbone.eventstore import _COLUMNS, _upcast, row_to_envelope
-
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream = %s ORDER BY stream_version", (stream,)
-            ).fetchall()
-        return [_upcast(row_to_envelope(r)) for r in rows]
+            return read_stream_in(conn, stream)
 
     def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
         started = time.perf_counter()

@@ -226,21 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     if not args.no_metrics:
         metrics_port, _ = config.ports("relay")
-        observability.serve_metrics("relay", metrics_port, lambda: _health(settings))
+        from backbone.health import health_checks
+
+        observability.serve_metrics("relay", metrics_port, lambda: health_checks(settings))
         log.info("metrics and health on :%d", metrics_port)
     relay.run()
     return 0
-
-
-def _health(settings: config.Settings) -> dict[str, str]:
-    checks: dict[str, str] = {}
-    try:
-        with psycopg.connect(settings.database_url, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = type(exc).__name__
-    return checks
 
 
 if __name__ == "__main__":
