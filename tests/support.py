@@ -29,10 +29,22 @@ PG_ADMIN = os.environ.get("AID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/p
 AMQP_BASE = os.environ.get("AID_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 
 
+_next_port = 20000 + (os.getpid() * 37) % 8000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port below the kernel's ephemeral range (so no outgoing connection takes it between
+    now and the service binding it), never handed out twice by this process."""
+    global _next_port
+    while True:
+        port = _next_port
+        _next_port = 20000 if _next_port >= 31999 else _next_port + 1
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
 
 
 @contextlib.contextmanager
