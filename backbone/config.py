@@ -17,7 +17,7 @@ DEV_HASH_KEY = "dev-id-hash-key"
 SERVICE_PORTS: dict[str, tuple[int, int]] = {
     # name: (metrics/health port, HTTP API port)
     "relay": (9100, 0),
-    "enrollment": (9101, 8001),
+    "enrolment": (9101, 8001),
     "spotcheck": (9102, 8002),
     "facematch": (9103, 8003),
     "eligibility": (9104, 8004),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-SERVICES = ("enrollment", "spotcheck", "facematch", "eligibility", "appeals", "hardship")
+SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility", "appeals", "hardship")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from backbone import config
 from backbone.http import endpoint, read_images, read_json
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
 from contracts import Actor, build_envelope
-from services.enrollment.domain import require_student, student_stream, student_view
+from services.enrolment.domain import require_student, student_stream, student_view
 from services.spotcheck import domain
 
 

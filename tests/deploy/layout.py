@@ -11,12 +11,12 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
-SERVICES = ("enrollment", "spotcheck", "facematch", "eligibility", "appeals", "hardship")
+SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility", "appeals", "hardship")
 
 # process -> (metrics port, API port or None)
 PORTS: dict[str, tuple[int, int | None]] = {
     "relay": (9100, None),
-    "enrollment": (9101, 8001),
+    "enrolment": (9101, 8001),
     "spotcheck": (9102, 8002),
     "facematch": (9103, 8003),
     "eligibility": (9104, 8004),

@@ -50,11 +50,11 @@ def test_scrapes_a_prometheus_client_counter(tmp_path, selftest_exporter):
 def test_loads_alert_rules_and_evaluates_them(tmp_path):
     from .prom import api
 
-    # an "enrollment" job that is down: ServiceDown must go pending (for: 1m) in a real Prometheus
-    targets = {"enrollment": f"127.0.0.1:{free_port()}"}
+    # an "enrolment" job that is down: ServiceDown must go pending (for: 1m) in a real Prometheus
+    targets = {"enrolment": f"127.0.0.1:{free_port()}"}
     with running_prometheus(targets, tmp_path, rule_files=[DEPLOY / "alerts.yml"]) as base_url:
         alerts = wait_for(base_url, 'ALERTS{alertname="ServiceDown"}')
-        assert alerts[0]["metric"]["job"] == "enrollment"
+        assert alerts[0]["metric"]["job"] == "enrolment"
         assert alerts[0]["metric"]["alertstate"] == "pending"
         groups = api(base_url, "rules")["groups"]
         rules = [rule for group in groups for rule in group["rules"]]

@@ -50,8 +50,8 @@ def events(url: str, type_: str, **payload: str) -> list[dict[str, Any]]:
         return [r[0] for r in conn.execute(query + " ORDER BY position", params).fetchall()]
 
 
-def register(enrollment: Any, student_id: str, seq: int) -> None:
-    status, body = enrollment.api("POST", "/students", {
+def register(enrolment: Any, student_id: str, seq: int) -> None:
+    status, body = enrolment.api("POST", "/students", {
         "student_id": student_id, "name": "测试学生", "id_number": id_number(seq),
         "school": {"school_id": "SC1", "city": "驻马店市", "county": "驿城区"},
         "grade": 2, "class_name": "会计2班", "major": "会计", "enrolment_year": 2025, "enrolment_season": "秋季",
@@ -64,7 +64,7 @@ def register(enrollment: Any, student_id: str, seq: int) -> None:
 def running(system: System) -> System:
     offset = str((CHECK_DAY - datetime.now(UTC)).total_seconds())
     system.relay().start()
-    system.service("enrollment", AID_CLOCK_OFFSET_SECONDS=str((CAPTURE_DAY - datetime.now(UTC)).total_seconds())
+    system.service("enrolment", AID_CLOCK_OFFSET_SECONDS=str((CAPTURE_DAY - datetime.now(UTC)).total_seconds())
                    ).start(wait=False)
     for name in ("spotcheck", "appeals", "hardship", "eligibility"):
         system.service(name, AID_CLOCK_OFFSET_SECONDS=offset).start(wait=False)
@@ -84,23 +84,23 @@ def test_every_process_is_healthy_and_exposes_metrics(running: System) -> None:
 
 def test_new_capture_spot_check_and_proxy_detection_end_to_end(running: System) -> None:
     url = running.database_url
-    enrollment, spotcheck = running.procs["enrollment"], running.procs["spotcheck"]
-    register(enrollment, "A0001", 1)
-    register(enrollment, "B0002", 2)
+    enrolment, spotcheck = running.procs["enrolment"], running.procs["spotcheck"]
+    register(enrolment, "A0001", 1)
+    register(enrolment, "B0002", 2)
 
     # bad input gets specific errors and changes nothing
-    assert enrollment.api("POST", "/students", {"student_id": "C0003", "id_number": "110101200703070011"})[1][
+    assert enrolment.api("POST", "/students", {"student_id": "C0003", "id_number": "110101200703070011"})[1][
         "error"] in ("MISSING_FIELD", "INVALID_ID_NUMBER")
-    status, body = enrollment.api("POST", "/enrolments", {"student_id": "NOPE1", "school_id": "SC1"})
+    status, body = enrolment.api("POST", "/enrolments", {"student_id": "NOPE1", "school_id": "SC1"})
     assert (status, body["error"]) == (404, "UNKNOWN_STUDENT")
-    status, body = enrollment.api("POST", "/enrolments", {"student_id": "A0001", "school_id": "SC9"})
+    status, body = enrolment.api("POST", "/enrolments", {"student_id": "A0001", "school_id": "SC9"})
     assert (status, body["error"]) == (403, "WRONG_SCHOOL")
 
     # A: live burst matches the ID-card photo -> verified; B: ID photo of someone else -> provisional
     for student, frames, id_photo in (("A0001", ["obama_1.jpg", "obama_2.jpg", "obama_3.jpg"], "obama_4.jpg"),
                                       ("B0002", ["kit_harington_1.jpg", "kit_harington_2.jpg",
                                                  "kit_harington_3.jpg"], "rose_leslie_1.jpg")):
-        status, body = enrollment.api("POST", "/enrolments", {
+        status, body = enrolment.api("POST", "/enrolments", {
             "student_id": student, "school_id": "SC1", "terminal_id": "T1", "channel": "terminal",
             "frames": [photo(f) for f in frames], "id_photo": photo(id_photo)})
         assert status == 202, body
@@ -171,12 +171,12 @@ def test_new_capture_spot_check_and_proxy_detection_end_to_end(running: System) 
 
 def test_two_facematch_instances_share_a_burst_of_captures(running: System) -> None:
     url = running.database_url
-    enrollment = running.procs["enrollment"]
+    enrolment = running.procs["enrolment"]
     for i in range(8):
-        register(enrollment, f"S{i:04d}", 10 + i)
+        register(enrolment, f"S{i:04d}", 10 + i)
     started = time.monotonic()
     for i in range(8):
-        status, body = enrollment.api("POST", "/enrolments", {
+        status, body = enrolment.api("POST", "/enrolments", {
             "student_id": f"S{i:04d}", "school_id": "SC1", "terminal_id": "T1",
             "frames": [photo("obama_1.jpg"), photo("obama_2.jpg"), photo("obama_3.jpg")],
             "id_photo": photo("obama_4.jpg")})

@@ -12,7 +12,7 @@ from contracts import Actor, build_envelope
 from contracts.events import CaptureRejected, CaptureVerified, StudentEnrolled
 from contracts.identity import check_digit
 from services.appeals import domain as appeals
-from services.enrollment import domain as enrol
+from services.enrolment import domain as enrol
 from services.hardship import domain as hardship
 from services.spotcheck import domain as spot
 

@@ -1,4 +1,4 @@
-"""enrollment service: registers proposed-aid students and runs new capture (新增采集)."""
+"""enrolment service: registers proposed-aid students and runs new capture (新增采集)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from backbone.http import endpoint, read_images, read_json
 from backbone.messaging import BlobStoreProvider, EventStoreProvider, event_consumer, output_event_id
 from contracts import Actor, build_envelope
 from contracts.envelope import Envelope
-from services.enrollment import domain
+from services.enrolment import domain
 
 SETTINGS = config.load()
 
 
-class EnrollmentService:
-    name = "enrollment"
+class EnrolmentService:
+    name = "enrolment"
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
 
@@ -26,7 +26,7 @@ class EnrollmentService:
         return domain.student_view(student_id, self.store.read_stream(domain.student_stream(student_id)))
 
     @http("POST", "/students")
-    @endpoint("enrollment", "register")
+    @endpoint("enrolment", "register")
     def register(self, request: Any) -> tuple[int, dict[str, Any]]:
         body = read_json(request)
         view = self._view(str(body.get("student_id", "")))
@@ -37,7 +37,7 @@ class EnrollmentService:
         return 201, {"student_id": event.student_id, "id_number_masked": event.id_number_masked}
 
     @http("POST", "/enrolments")
-    @endpoint("enrollment", "capture")
+    @endpoint("enrolment", "capture")
     def capture(self, request: Any) -> tuple[int, dict[str, Any]]:
         body = read_json(request)
         view = self._view(str(body.get("student_id", "")))
@@ -51,7 +51,7 @@ class EnrollmentService:
         return 202, {"capture_id": event.capture_id, "status": "submitted"}
 
     @http("POST", "/enrolments/evidence")
-    @endpoint("enrollment", "evidence")
+    @endpoint("enrolment", "evidence")
     def evidence(self, request: Any) -> tuple[int, dict[str, Any]]:
         body = read_json(request)
         view = self._view(str(body.get("student_id", "")))
@@ -63,7 +63,7 @@ class EnrollmentService:
         return 201, {"student_id": event.student_id, "mode": event.mode}
 
     @http("GET", "/students/<student_id>")
-    @endpoint("enrollment", "student")
+    @endpoint("enrolment", "student")
     def student(self, request: Any, student_id: str) -> tuple[int, dict[str, Any]]:
         view = self._view(student_id)
         domain.require_student(view, view.school_id or "")
@@ -82,12 +82,12 @@ class EnrollmentService:
             if outcome is None:
                 return []
             return [build_envelope(outcome, stream=domain.student_stream(outcome.student_id),
-                                   actor=Actor(kind="service", id="enrollment", school=outcome.school_id),
+                                   actor=Actor(kind="service", id="enrolment", school=outcome.school_id),
                                    occurred_at=envelope.occurred_at,
-                                   event_id=output_event_id("enrollment", envelope),
+                                   event_id=output_event_id("enrolment", envelope),
                                    correlation_id=envelope.correlation_id, causation_id=envelope.event_id)]
 
-        self.store.handle_once("enrollment", envelope, effect)
+        self.store.handle_once("enrolment", envelope, effect)
 
 
-SERVICE = EnrollmentService
+SERVICE = EnrolmentService
