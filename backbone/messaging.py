@@ -23,6 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import amqp
@@ -37,8 +38,9 @@ from backbone import config, observability
 from backbone.db import Pool
 from backbone.eventstore import append_in_transaction, mark_processed, read_stream_in
 from backbone.topology import dlq_name
-from contracts.envelope import Envelope
-from contracts.registry import ContractError, parse_envelope
+from contracts.envelope import Actor, Envelope
+from contracts.events import Event
+from contracts.registry import ContractError, build_envelope, parse_envelope
 
 log = logging.getLogger("aid.consumer")
 
@@ -182,6 +184,14 @@ class EventStoreAccess:
     def read_stream(self, stream: str) -> list[Envelope]:
         with self.pool.connection() as conn:
             return read_stream_in(conn, stream)
+
+    def record(self, event: Event, stream: str, actor: Actor, expected_version: int | None = None,
+               occurred_at: datetime | None = None) -> Envelope:
+        """Append one event to ``stream`` as ``actor`` (from the caller's credential); the one way
+        entry points write. ``expected_version`` is the stream version the decision was made on."""
+        envelope = build_envelope(event, stream=stream, actor=actor, occurred_at=occurred_at or config.now())
+        (stored,) = self.append([envelope], expected_version)
+        return stored
 
     def append(self, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
         started = time.perf_counter()
