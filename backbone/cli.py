@@ -1,4 +1,5 @@
-"""Operations commands: ``aid migrate``, ``aid dlq list|replay SERVICE``, ``aid contracts check``.
+"""Operations commands: ``aid migrate``, ``aid dlq list|replay SERVICE``, ``aid contracts check``,
+``aid auth init|serve|token`` (the embedded development identity provider).
 
 Run as ``python -m backbone.cli ...`` or, once installed, ``aid ...``.
 """
@@ -68,6 +69,39 @@ def _contracts(args: argparse.Namespace) -> int:
     return contracts_main([args.action])
 
 
+def _auth(args: argparse.Namespace) -> int:
+    from backbone.issuer import TerminalCredentials, load_or_create_key, make_server, mint, person_claims
+
+    if config.load().production:
+        print("aid auth is the development identity provider; production uses the province's OIDC"
+              " server (AID_AUTH_ISSUER)", file=sys.stderr)
+        return 2
+    key_file = config.auth_key_file()
+    key = load_or_create_key(key_file)
+    auth = config.auth_settings()
+    if args.action == "init":
+        print(f"signing key {key.kid} in {key_file}", file=sys.stderr)
+        return 0
+    if args.action == "token":
+        try:
+            claims = person_claims(args.role, args.sub, school=args.school, city=args.city, county=args.county,
+                                   student=args.student, terminal=args.terminal)
+            print(mint(key, auth.issuer, auth.audience, claims, args.ttl))
+        except Exception as exc:  # a wrong combination of role and area: say which
+            print(f"aid auth token: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    server = make_server(args.host, args.port, key, auth.issuer, auth.audience,
+                         TerminalCredentials(config.load().database_url))
+    print(f"issuer {auth.issuer}: JWKS at /.well-known/jwks.json, terminal tokens at POST /token;"
+          f" listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aid", description="Student-aid system operations.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +116,23 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("contracts", help="generate or check the JSON Schemas from the event models")
     p.add_argument("action", choices=["generate", "check"])
     p.set_defaults(func=_contracts)
+    p = sub.add_parser("auth", help="the embedded development identity provider (tokens, JWKS)",
+                       description="init: create the signing key; serve: publish the JWKS and issue terminal"
+                                   " tokens (client credentials); token: print a token for a role and area, e.g."
+                                   " aid auth token --role school --school 4101000001")
+    p.add_argument("action", choices=["init", "serve", "token"])
+    p.add_argument("--role", default="province", help="terminal, school, county, city, province, auditor,"
+                                                      " operations or student")
+    p.add_argument("--sub", help="the account name (default: made from role and area)")
+    p.add_argument("--school")
+    p.add_argument("--city")
+    p.add_argument("--county")
+    p.add_argument("--student", help="the one student an app token acts for")
+    p.add_argument("--terminal")
+    p.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.set_defaults(func=_auth)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
 
-from backbone.errors import Conflict, DomainError, NotFound
+from backbone.errors import Conflict, Forbidden, NotFound
 from contracts.envelope import Envelope
 from contracts.events import AppealFiled, AppealResolved
+from services.appeals.commands import FileAppeal, Resolve
 
 
 def appeal_stream(appeal_id: str) -> str:
@@ -37,27 +36,19 @@ def appeal_view(appeal_id: str, events: list[Envelope]) -> AppealView:
     return view
 
 
-def file(body: dict[str, Any], letter_ref: str) -> AppealFiled:
-    month = str(body.get("month", ""))
-    if len(month) != 7 or month[4] != "-" or not month.replace("-", "").isdigit():
-        raise DomainError("BAD_MONTH", "month is YYYY-MM")
-    try:
-        objected = date.fromisoformat(str(body.get("objected_on", "")))
-    except ValueError as exc:
-        raise DomainError("BAD_DATE", "objected_on is the date (YYYY-MM-DD) the student objected in writing") from exc
-    return AppealFiled(appeal_id=str(uuid.uuid4()), student_id=str(body["student_id"]),
-                       school_id=str(body["school_id"]), month=month, objected_on=objected.isoformat(),
-                       letter_ref=letter_ref)
+def file(command: FileAppeal, school_id: str, letter_ref: str) -> AppealFiled:
+    return AppealFiled(appeal_id=str(uuid.uuid4()), student_id=command.student_id, school_id=school_id,
+                       month=command.month, objected_on=command.objected_on.isoformat(), letter_ref=letter_ref)
 
 
-def resolve(view: AppealView, decision: str, decided_by: str) -> AppealResolved:
+def resolve(view: AppealView, command: Resolve, level: str, school_level: str) -> AppealResolved:
+    """The ruling of ``level`` (the caller's authority level) on the appeal of a school whose
+    same-level authority is ``school_level``."""
     if view.filed is None:
         raise NotFound("UNKNOWN_APPEAL", f"no appeal {view.appeal_id}")
+    if level != school_level:
+        raise Forbidden("NOT_SAME_LEVEL", f"appeals of this school are ruled by the {school_level} authority")
     if view.decision is not None:
         raise Conflict("ALREADY_RESOLVED", f"appeal {view.appeal_id} was {view.decision} already")
-    if decision not in ("approved", "rejected"):
-        raise DomainError("BAD_DECISION", "decision is approved or rejected")
-    if decided_by not in ("province", "city", "county"):
-        raise DomainError("BAD_FIELD", "decided_by is the same-level authority: province, city or county")
     return AppealResolved(appeal_id=view.appeal_id, student_id=view.filed.student_id, month=view.filed.month,
-                          decision=decision, decided_by=decided_by)  # type: ignore[arg-type]
+                          decision=command.decision, decided_by=level)  # type: ignore[arg-type]

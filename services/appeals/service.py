@@ -1,47 +1,43 @@
-"""appeals service: schools file appeals with their formal letter; authorities resolve them."""
+"""appeals service: schools file appeals with their formal letter; the same-level authority rules."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from nameko.web.handlers import http
-
-from backbone import config
-from backbone.http import endpoint, read_images, read_json
+from backbone.errors import NotFound
+from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
-from contracts import Actor, build_envelope
 from services.appeals import domain
-from services.enrolment.domain import require_student, student_stream, student_view
+from services.appeals.commands import FileAppeal, Filed, Resolve, Resolved
 
 
-class AppealsService:
+class AppealsService(EdgeService):
     name = "appeals"
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
 
-    @http("POST", "/appeals")
-    @endpoint("appeals", "file")
-    def file(self, request: Any) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        student_id, school_id = str(body.get("student_id", "")), str(body.get("school_id", ""))
-        require_student(student_view(student_id, self.store.read_stream(student_stream(student_id))), school_id)
-        (letter,) = read_images(body, "letter", self.blobs)[:1]
-        event = domain.file(body, letter)
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.appeal_stream(event.appeal_id),
-                                          actor=Actor(kind="school", id=school_id, school=school_id))],
-                          expected_version=0)
-        return 201, {"appeal_id": event.appeal_id}
+    @route("POST", "/appeals", roles=("school",), body=FileAppeal, returns=Filed, status=201, idempotent=True,
+           max_body=8 * 1024 * 1024)
+    def file(self, call: Call) -> Answer:
+        """File an appeal for a student's month."""
+        command: FileAppeal = call.body
+        student = student_for(call, self.store, command.student_id)
+        letter = self.blobs.put(command.letter)
+        event = domain.file(command, str(student.school_id), letter)
+        self.store.record(event, domain.appeal_stream(event.appeal_id), call.actor(), expected_version=0)
+        return 201, Filed(appeal_id=event.appeal_id)
 
-    @http("POST", "/appeals/<appeal_id>/resolve")
-    @endpoint("appeals", "resolve")
-    def resolve(self, request: Any, appeal_id: str) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
+    @route("POST", "/appeals/<appeal_id>/resolve", roles=("county", "city", "province"), body=Resolve,
+           returns=Resolved)
+    def resolve(self, call: Call) -> Answer:
+        """Rule on an appeal."""
+        appeal_id = call.path["appeal_id"]
         view = domain.appeal_view(appeal_id, self.store.read_stream(domain.appeal_stream(appeal_id)))
-        event = domain.resolve(view, str(body.get("decision")), str(body.get("decided_by")))
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.appeal_stream(appeal_id),
-                                          actor=Actor(kind="authority", id=event.decided_by))],
-                          expected_version=view.version)
-        return 200, {"appeal_id": appeal_id, "decision": event.decision}
+        if view.filed is None:
+            raise NotFound("UNKNOWN_APPEAL", f"no appeal {appeal_id}")
+        school = school_for(call, self.store, view.filed.school_id)
+        assert school.registered is not None
+        event = domain.resolve(view, call.body, call.caller.role, school.registered.administered_by)
+        self.store.record(event, domain.appeal_stream(appeal_id), call.actor(), expected_version=view.version)
+        return 200, Resolved(appeal_id=appeal_id, decision=event.decision, decided_by=event.decided_by)
 
 
 SERVICE = AppealsService

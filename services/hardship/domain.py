@@ -11,25 +11,15 @@ judges them especially difficult.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from backbone.errors import DomainError
 from contracts.calendar import parse_semester
 from contracts.events import HardshipDetermined, HardshipRevoked
+from services.hardship.commands import Determine
 
 ESPECIALLY_DIFFICULT_CATEGORIES = frozenset({1, 2, 3, 4, 5, 6})
 ALL_CATEGORIES = frozenset(range(1, 9))
 METHODS = frozenset({"information_comparison", "quantitative_assessment", "school_review", "school_investigation"})
-
-
-@dataclass(frozen=True)
-class Application:
-    student_id: str
-    school_id: str
-    categories: tuple[int, ...]
-    effective_semester: str
-    methods: tuple[str, ...]
-    judged_especially_difficult: bool = False
 
 
 def level_for(categories: tuple[int, ...], judged_especially_difficult: bool = False) -> str:
@@ -40,7 +30,11 @@ def level_for(categories: tuple[int, ...], judged_especially_difficult: bool = F
     return "difficult"
 
 
-def determine(app: Application) -> HardshipDetermined:
+def hardship_stream(student_id: str) -> str:
+    return f"hardship-{student_id}"
+
+
+def determine(app: Determine, school_id: str) -> HardshipDetermined:
     unknown = sorted(set(app.categories) - ALL_CATEGORIES)
     if unknown:
         raise DomainError("UNKNOWN_CATEGORY", f"hardship categories are 1..8; got {unknown}")
@@ -56,8 +50,8 @@ def determine(app: Application) -> HardshipDetermined:
     return HardshipDetermined(
         determination_id=str(uuid.uuid4()),
         student_id=app.student_id,
-        school_id=app.school_id,
-        level=level_for(app.categories, app.judged_especially_difficult),  # type: ignore[arg-type]
+        school_id=school_id,
+        level=level_for(tuple(app.categories), app.judged_especially_difficult),  # type: ignore[arg-type]
         categories=sorted(set(app.categories)),
         effective_semester=app.effective_semester,
         methods=sorted(set(app.methods)),

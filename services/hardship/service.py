@@ -1,53 +1,27 @@
-"""hardship service: records family-hardship determinations (HTTP and RPC)."""
+"""hardship service: records family-hardship determinations."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from nameko.rpc import rpc
-from nameko.web.handlers import http
-
-from backbone import config
-from backbone.errors import DomainError
-from backbone.http import endpoint, read_json
+from backbone.edge import Answer, Call, EdgeService, route, student_for
 from backbone.messaging import EventStoreProvider
-from contracts import Actor, build_envelope
 from services.hardship import domain
+from services.hardship.commands import Determine, Determined
 
 
-def _application(body: dict[str, Any]) -> domain.Application:
-    try:
-        return domain.Application(
-            student_id=str(body["student_id"]), school_id=str(body["school_id"]),
-            categories=tuple(int(c) for c in body.get("categories", [])),
-            effective_semester=str(body["effective_semester"]),
-            methods=tuple(str(m) for m in body.get("methods", [])),
-            judged_especially_difficult=bool(body.get("judged_especially_difficult", False)),
-        )
-    except KeyError as exc:
-        raise DomainError("MISSING_FIELD", f"missing field {exc.args[0]!r}") from exc
-    except (TypeError, ValueError) as exc:
-        raise DomainError("BAD_FIELD", "categories must be integers 1..8") from exc
-
-
-class HardshipService:
+class HardshipService(EdgeService):
     name = "hardship"
     store = EventStoreProvider()
 
-    def _record(self, body: dict[str, Any]) -> dict[str, Any]:
-        event = domain.determine(_application(body))
-        actor = Actor(kind="school", id=str(body.get("operator", "school-office")), school=event.school_id)
-        (stored,) = self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"hardship-{event.student_id}", actor=actor)])
-        return {"determination_id": event.determination_id, "level": event.level, "position": stored.position}
-
-    @http("POST", "/determinations")
-    @endpoint("hardship", "determine")
-    def determine_http(self, request: Any) -> tuple[int, dict[str, Any]]:
-        return 201, self._record(read_json(request))
-
-    @rpc
-    def determine(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._record(body)
+    @route("POST", "/determinations", roles=("school",), body=Determine, returns=Determined, status=201,
+           idempotent=True)
+    def determine(self, call: Call) -> Answer:
+        """Record a student's family-hardship determination."""
+        command: Determine = call.body
+        student = student_for(call, self.store, command.student_id)
+        event = domain.determine(command, str(student.school_id))
+        stored = self.store.record(event, domain.hardship_stream(event.student_id), call.actor())
+        return 201, Determined(determination_id=event.determination_id, level=event.level,
+                               position=int(stored.position or 0))
 
 
 SERVICE = HardshipService

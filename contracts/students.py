@@ -1,0 +1,66 @@
+"""Students and schools as every service reads them from the log: the one read model of a
+student (registration, school, enrolment) and of a school (area, 直属). Pure code over events,
+shared through ``contracts`` so that no service imports another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from contracts.envelope import Envelope
+from contracts.events import SchoolRef, SchoolRegistered, StudentRegistered
+
+
+def student_stream(student_id: str) -> str:
+    return f"student-{student_id}"
+
+
+def school_stream(school_id: str) -> str:
+    return f"school-{school_id}"
+
+
+@dataclass
+class StudentView:
+    student_id: str
+    registered: StudentRegistered | None = None
+    enrolled_mode: str | None = None
+    enrolled_semesters: list[str] = field(default_factory=list)
+    version: int = 0
+
+    @property
+    def school_id(self) -> str | None:
+        return self.registered.school.school_id if self.registered else None
+
+
+def student_view(student_id: str, events: Iterable[Envelope]) -> StudentView:
+    view = StudentView(student_id)
+    for e in events:
+        view.version = e.stream_version
+        if e.type == "StudentRegistered":
+            p = dict(e.payload)
+            view.registered = StudentRegistered(**{**p, "school": SchoolRef(**p["school"])})
+        elif e.type == "StudentEnrolled":
+            view.enrolled_mode = e.payload["mode"]
+            view.enrolled_semesters.append(e.payload["semester"])
+    return view
+
+
+@dataclass
+class SchoolView:
+    school_id: str
+    registered: SchoolRegistered | None = None
+    version: int = 0
+
+    @property
+    def ref(self) -> SchoolRef | None:
+        r = self.registered
+        return SchoolRef(school_id=r.school_id, city=r.city, county=r.county) if r else None
+
+
+def school_view(school_id: str, events: Iterable[Envelope]) -> SchoolView:
+    view = SchoolView(school_id)
+    for e in events:
+        view.version = e.stream_version
+        if e.type == "SchoolRegistered":
+            view.registered = SchoolRegistered(**e.payload)
+    return view
