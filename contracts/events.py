@@ -88,6 +88,49 @@ class StudentRegistered(Event):
     proposed_aid: bool
 
 
+# --------------------------------------------------------------------------- schools, terminals
+
+
+@dataclass(frozen=True)
+class SchoolRegistered(Event):
+    """Operations record a school with its city and county (the area its authorities cover) and
+    the level of its same-level authority (同级资助管理部门), which rules on its appeals:
+    ``province`` for a directly administered school (直属, the only schools targeted checks
+    reach), else ``city`` or ``county``. A later event for the same school replaces the earlier."""
+
+    TYPE: ClassVar[str] = "SchoolRegistered"
+    school_id: str
+    name: str
+    city: str
+    county: str
+    administered_by: AuthorityLevel
+
+    @property
+    def directly_administered(self) -> bool:
+        return self.administered_by == "province"
+
+
+@dataclass(frozen=True)
+class TerminalRegistered(Event):
+    """Operations register a capture terminal (kiosk) to one school; its credential is issued
+    outside the log (only a hash is kept, in ``terminal_credentials``)."""
+
+    TYPE: ClassVar[str] = "TerminalRegistered"
+    terminal_id: str
+    school_id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class TerminalRevoked(Event):
+    """The terminal may no longer act: its tokens are refused from now on."""
+
+    TYPE: ClassVar[str] = "TerminalRevoked"
+    terminal_id: str
+    school_id: str
+    reason: str
+
+
 # --------------------------------------------------------------------------- captures
 
 
@@ -353,6 +396,9 @@ class HardshipRevoked(Event):
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
+    SchoolRegistered,
+    TerminalRegistered,
+    TerminalRevoked,
     StudentRegisteredV1,
     StudentRegistered,
     CaptureSubmitted,
