@@ -79,9 +79,13 @@ def throwaway_vhost() -> Iterator[str]:
         rabbitmqctl("delete_vhost", vhost, check=False)
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10, token: str | None = None,
+              headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -138,8 +142,10 @@ class Proc:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body)
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """Call the service's HTTP API; ``token`` from :meth:`System.token` (None: anonymous)."""
+        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body, token=token, headers=headers)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen and self.popen.poll() is None:
@@ -182,9 +188,33 @@ class System:
     def __init__(self, database_url: str, amqp_url: str, tmp: Path) -> None:
         self.database_url, self.amqp_url, self.tmp = database_url, amqp_url, tmp
         self.procs: dict[str, Proc] = {}
+        self.issuer_port = free_port()
+        self.issuer_url = f"http://127.0.0.1:{self.issuer_port}"
+        self.key_file = tmp / "auth" / "issuer-key.pem"
+
+    def start_issuer(self) -> Proc:
+        """The embedded identity provider (``aid auth serve``): JWKS and terminal tokens."""
+        if "issuer" not in self.procs:
+            proc = Proc(["-m", "backbone.cli", "auth", "serve", "--port", str(self.issuer_port)], self.env(),
+                        "issuer", 0, self.issuer_port, log_dir=self.tmp)
+            self.procs["issuer"] = proc
+            proc.start(wait=False)
+            wait_for(lambda: http_json("GET", f"{self.issuer_url}/health", timeout=2)[0] == 200, 30,
+                     what="issuer healthy")
+        return self.procs["issuer"]
+
+    def token(self, role: str, ttl: int = 3600, **area: str) -> str:
+        """A signed token for ``role`` and its area (``school=``, ``city=``, ``county=``,
+        ``student=``, ``terminal=``, ``sub=``), from the same key the issuer publishes."""
+        from backbone.issuer import load_or_create_key, mint, person_claims
+
+        sub = area.pop("sub", None)
+        claims = person_claims(role, sub, **area)
+        return mint(load_or_create_key(self.key_file), self.issuer_url, "studentaid", claims, ttl)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AID_")}
+        env.update(AID_AUTH_ISSUER=self.issuer_url, AID_AUTH_KEY_FILE=str(self.key_file))
         env.update(AID_DATABASE_URL=self.database_url, AID_AMQP_URL=self.amqp_url,
                    AID_BLOB_DIR=str(self.tmp / "blobs"), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         env.update(extra)
@@ -199,6 +229,7 @@ class System:
 
     def service(self, service: str, name: str | None = None, module: str = "backbone.runservice",
                 **extra: str) -> Proc:
+        self.start_issuer()
         metrics, api = free_port(), free_port()
         proc = Proc(["-m", module, service],
                     self.env(AID_METRICS_PORT=str(metrics), AID_API_PORT=str(api), **extra),

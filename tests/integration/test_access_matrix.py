@@ -6,7 +6,6 @@ terminal or app acting on school B's student get 403 OUTSIDE_AREA."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,41 +13,10 @@ import pytest
 from backbone.auth import ROLES
 from backbone.edge import Route, routes_of
 from backbone.openapi import service_classes
-from tests import flows
-from tests.support import Proc, System
+from tests.support import Proc
 
 pytestmark = pytest.mark.integration
 SERVICES = service_classes()
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, dict[str, Proc], dict[str, str]]]:
-    from tests.support import throwaway_database, throwaway_vhost
-
-    with throwaway_database() as db, throwaway_vhost() as vhost:
-        system = System(db, vhost, tmp_path_factory.mktemp("matrix"))
-        try:
-            procs = {name: system.service(name).start(wait=False) for name in SERVICES}
-            for proc in procs.values():
-                proc.wait_healthy()
-            enrolment = procs["enrolment"]
-            flows.setup_school(system, enrolment, "SC1", "驻马店市", "驿城区")
-            flows.setup_school(system, enrolment, "SC2", "驻马店市", "西平县")
-            flows.register_student(system, enrolment, "A0001", 1, "SC1")
-            flows.register_student(system, enrolment, "B0001", 2, "SC2")
-            tokens = {
-                "terminal": flows.setup_terminal(system, enrolment, "T1", "SC1"),
-                "school": system.token("school", school="SC1"),
-                "county": system.token("county", city="驻马店市", county="驿城区"),
-                "city": system.token("city", city="驻马店市"),
-                "province": system.token("province"),
-                "auditor": system.token("auditor"),
-                "operations": system.token("operations"),
-                "student": system.token("student", student="A0001"),
-            }
-            yield system, procs, tokens
-        finally:
-            system.stop_all()
 
 
 def cells() -> list[tuple[str, Route]]:
@@ -65,8 +33,8 @@ def call(procs: dict[str, Proc], service: str, r: Route, token: str | None) -> t
 
 
 @pytest.mark.parametrize(("service", "route"), cells(), ids=lambda v: v.name if isinstance(v, Route) else v)
-def test_every_route_refuses_a_caller_without_a_valid_token(running: Any, service: str, route: Route) -> None:
-    system, procs, _ = running
+def test_every_route_refuses_a_caller_without_a_valid_token(edge_system: Any, service: str, route: Route) -> None:
+    system, procs, _ = edge_system
     for token in (None, "not-a-jwt", system.token("province", ttl=-120)):
         status, body = call(procs, service, route, token)
         assert status == 401, (route.path, token and token[:10], body)
@@ -74,8 +42,8 @@ def test_every_route_refuses_a_caller_without_a_valid_token(running: Any, servic
 
 
 @pytest.mark.parametrize(("service", "route"), cells(), ids=lambda v: v.name if isinstance(v, Route) else v)
-def test_every_role_is_allowed_or_refused_as_the_matrix_says(running: Any, service: str, route: Route) -> None:
-    _, procs, tokens = running
+def test_every_role_is_allowed_or_refused_as_the_matrix_says(edge_system: Any, service: str, route: Route) -> None:
+    _, procs, tokens = edge_system
     for role in ROLES:
         status, body = call(procs, service, route, tokens[role])
         if role in route.roles:
@@ -86,8 +54,8 @@ def test_every_role_is_allowed_or_refused_as_the_matrix_says(running: Any, servi
             assert (status, body.get("error")) == (403, "ROLE_FORBIDDEN"), (role, route.path, status, body)
 
 
-def test_school_staff_terminal_and_app_act_only_in_their_area(running: Any) -> None:
-    system, procs, tokens = running
+def test_school_staff_terminal_and_app_act_only_in_their_area(edge_system: Any) -> None:
+    system, procs, tokens = edge_system
     other_school = system.token("school", school="SC2")
     other_county = system.token("county", city="驻马店市", county="西平县")
     other_app = system.token("student", student="B0001")
