@@ -1,132 +1,203 @@
-"""New capture (新增采集) and student registration, as pure rules over a student's stream.
+"""Schools, terminals, student registration and new capture (新增采集), as pure rules over the
+log's streams. Every function takes a typed command (:mod:`services.enrolment.commands`) and the
+state it decides on, and returns the event to record; who acts comes from the caller's token.
 
-- A proposed-aid student is registered once (StudentRegistered); the ID number is validated
-  (MOD 11-2) and only its keyed hash and masked form go into the event.
+- Operations register schools (area and same-level authority) and their terminals.
+- A proposed-aid student is registered once (StudentRegistered) at a registered school, whose
+  city and county the event copies; the ID number is validated (MOD 11-2) and only its keyed
+  hash and masked form go into the event.
 - Enrolment captures are taken at a terminal: live frames plus the ID-card photo.
 - Face matching answers with CaptureVerified or CaptureRejected; :func:`enrolment_outcome`
   turns that into StudentEnrolled: ``verified``; ``provisional`` when the identity could not be
   confirmed (the only reason is NO_MATCH) and the usable live face was stored as the template
   (takes part in this semester's checks only); nothing otherwise (no usable face, unreadable
-  ID-card photo, duplicate identity: the student retries). ``evidence_filed`` comes from the evidence-photo
-  path at semester end when the ID card cannot be read.
+  ID-card photo, duplicate identity: the student retries). ``evidence_filed`` comes from the
+  evidence-photo path at semester end when the ID card cannot be read.
+
+The student and school read models are shared: :mod:`contracts.students`.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from backbone.errors import Conflict, DomainError, Forbidden, NotFound
 from contracts.calendar import semester_of
 from contracts.envelope import Envelope
-from contracts.events import CaptureSubmitted, SchoolRef, StudentEnrolled, StudentRegistered
+from contracts.events import (
+    CaptureSubmitted,
+    SchoolRef,
+    SchoolRegistered,
+    StudentEnrolled,
+    StudentRegistered,
+    TerminalRegistered,
+    TerminalRevoked,
+)
 from contracts.identity import InvalidIdNumber, hash_id_number, mask_id_number, mask_name, normalise_id_number
+from contracts.students import SchoolView, StudentView
+from services.enrolment.commands import (
+    FileEvidence,
+    RegisterSchool,
+    RegisterStudent,
+    RegisterTerminal,
+    RevokeTerminal,
+    SubmitEnrolment,
+)
 
-STUDENT_NUMBER = re.compile(r"^[A-Za-z0-9]{4,40}$")
 SEASONS = {"autumn": "autumn", "spring": "spring", "秋季": "autumn", "春季": "spring"}
-MAX_FRAMES = 10
+FINAL_MODES = ("verified", "evidence_filed")
 
 
-def student_stream(student_id: str) -> str:
-    return f"student-{student_id}"
+class Unprocessable(DomainError):
+    """Well-formed, but a rule refuses the value (HTTP 422)."""
+
+    status = 422
+
+
+def capture_stream(capture_id: str) -> str:
+    return f"capture-{capture_id}"
+
+
+# ----------------------------------------------------------------------------- schools
+
+
+def register_school(command: RegisterSchool) -> SchoolRegistered:
+    """A school's registration; a later one for the same school replaces it."""
+    if command.directly_administered and command.administered_by is not None:
+        raise Unprocessable("CONFLICTING_FIELDS",
+                            "a directly administered school is administered by the province")
+    level = "province" if command.directly_administered else command.administered_by or "county"
+    return SchoolRegistered(school_id=command.school_id, name=command.name, city=command.city,
+                            county=command.county, administered_by=level)  # type: ignore[arg-type]
+
+
+def registered_school(school: SchoolView) -> SchoolRegistered:
+    if school.registered is None:
+        raise NotFound("UNKNOWN_SCHOOL", f"no registered school {school.school_id}")
+    return school.registered
+
+
+# ----------------------------------------------------------------------------- terminals
 
 
 @dataclass
-class StudentView:
-    student_id: str
-    registered: StudentRegistered | None = None
-    enrolled_mode: str | None = None
-    enrolled_semesters: list[str] = field(default_factory=list)
+class TerminalView:
+    terminal_id: str
+    school_id: str | None = None
+    label: str = ""
+    revoked: bool = False
     version: int = 0
 
-    @property
-    def school_id(self) -> str | None:
-        return self.registered.school.school_id if self.registered else None
 
-
-def student_view(student_id: str, events: list[Envelope]) -> StudentView:
-    view = StudentView(student_id)
+def terminal_view(terminal_id: str, events: Iterable[Envelope]) -> TerminalView:
+    view = TerminalView(terminal_id)
     for e in events:
         view.version = e.stream_version
-        if e.type == "StudentRegistered":
-            p = dict(e.payload)
-            view.registered = StudentRegistered(**{**p, "school": SchoolRef(**p["school"])})
-        elif e.type == "StudentEnrolled":
-            view.enrolled_mode = e.payload["mode"]
-            view.enrolled_semesters.append(e.payload["semester"])
+        if e.type == "TerminalRegistered":
+            view.school_id, view.label = str(e.payload["school_id"]), str(e.payload["label"])
+            view.revoked = False
+        elif e.type == "TerminalRevoked":
+            view.revoked = True
     return view
 
 
-def _field(body: dict[str, Any], name: str) -> Any:
-    if body.get(name) in (None, ""):
-        raise DomainError("MISSING_FIELD", f"missing field {name!r}")
-    return body[name]
+def register_terminal(command: RegisterTerminal, school: SchoolView,
+                      existing: TerminalView) -> TerminalRegistered:
+    """A new terminal of a registered school; a terminal id is used once (revoked ones included)."""
+    registered_school(school)
+    if existing.school_id is not None:
+        raise Conflict("TERMINAL_EXISTS", f"terminal {command.terminal_id} is registered already")
+    return TerminalRegistered(terminal_id=command.terminal_id, school_id=command.school_id,
+                              label=command.label)
 
 
-def register(body: dict[str, Any], hash_key: bytes, existing: StudentView) -> StudentRegistered:
-    student_id = str(_field(body, "student_id"))
-    if not STUDENT_NUMBER.match(student_id):
-        raise DomainError("BAD_STUDENT_NUMBER", "student_id is the national student number: 4-40 letters or digits")
+def active_terminal(view: TerminalView) -> str:
+    """The school of a registered, unrevoked terminal (its secret may be rotated)."""
+    if view.school_id is None:
+        raise NotFound("UNKNOWN_TERMINAL", f"no registered terminal {view.terminal_id}")
+    if view.revoked:
+        raise Conflict("TERMINAL_REVOKED", f"terminal {view.terminal_id} is revoked")
+    return view.school_id
+
+
+def revoke_terminal(view: TerminalView, command: RevokeTerminal) -> TerminalRevoked:
+    if view.school_id is None:
+        raise NotFound("UNKNOWN_TERMINAL", f"no registered terminal {view.terminal_id}")
+    if view.revoked:
+        raise Conflict("ALREADY_REVOKED", f"terminal {view.terminal_id} is revoked already")
+    return TerminalRevoked(terminal_id=view.terminal_id, school_id=view.school_id, reason=command.reason)
+
+
+# ----------------------------------------------------------------------------- students
+
+
+def register(command: RegisterStudent, school: SchoolView, hash_key: bytes,
+             existing: StudentView) -> StudentRegistered:
+    """Register a proposed-aid student at a registered school (its area comes from the school
+    registry). The ID number is validated and kept only as a keyed hash and masked."""
+    where = registered_school(school)
     if existing.registered is not None:
-        raise Conflict("ALREADY_REGISTERED", f"student {student_id} is registered already")
+        raise Conflict("ALREADY_REGISTERED", f"student {command.student_id} is registered already")
     try:
-        id_number = normalise_id_number(str(_field(body, "id_number")))
+        id_number = normalise_id_number(command.id_number)
     except InvalidIdNumber as exc:
-        raise DomainError("INVALID_ID_NUMBER", str(exc)) from exc
-    school = _field(body, "school")
-    if not isinstance(school, dict):
-        raise DomainError("BAD_FIELD", "school is an object {school_id, city, county}")
-    season = SEASONS.get(str(_field(body, "enrolment_season")))
-    if season is None:
-        raise DomainError("BAD_FIELD", "enrolment_season is autumn/秋季 or spring/春季")
-    try:
-        grade, year = int(_field(body, "grade")), int(_field(body, "enrolment_year"))
-    except (TypeError, ValueError) as exc:
-        raise DomainError("BAD_FIELD", "grade and enrolment_year are integers") from exc
-    if not 1 <= grade <= 4:
-        raise DomainError("BAD_FIELD", "grade is 1..4")
+        raise Unprocessable("INVALID_ID_NUMBER", str(exc)) from exc
     return StudentRegistered(
-        student_id=student_id,
-        school=SchoolRef(school_id=str(_field(school, "school_id")), city=str(_field(school, "city")),
-                         county=str(_field(school, "county"))),
-        name_masked=mask_name(str(_field(body, "name"))),
+        student_id=command.student_id,
+        school=SchoolRef(school_id=where.school_id, city=where.city, county=where.county),
+        name_masked=mask_name(command.name),
         id_number_hash=hash_id_number(hash_key, id_number),
         id_number_masked=mask_id_number(id_number),
-        grade=grade,
-        class_name=str(_field(body, "class_name")),
-        major=str(_field(body, "major")),
-        enrolment_year=year,
-        enrolment_season=season,  # type: ignore[arg-type]
-        proposed_aid=bool(body.get("proposed_aid", True)),
+        grade=command.grade,
+        class_name=command.class_name,
+        major=command.major,
+        enrolment_year=command.enrolment_year,
+        enrolment_season=SEASONS[command.enrolment_season],  # type: ignore[arg-type]
+        proposed_aid=command.proposed_aid,
     )
 
 
-def require_student(view: StudentView, school_id: str) -> StudentRegistered:
+def registered_at(view: StudentView, school_id: str) -> StudentRegistered:
+    """The registration of a student of ``school_id`` (404 unknown, 403 another school's)."""
     if view.registered is None:
         raise NotFound("UNKNOWN_STUDENT", f"no registered student {view.student_id}")
     if view.registered.school.school_id != school_id:
-        raise Forbidden("WRONG_SCHOOL", f"student {view.student_id} is not registered at school {school_id}")
+        raise Forbidden("OUTSIDE_AREA", f"student {view.student_id} is not registered at school {school_id}")
     return view.registered
 
 
-def submit_enrolment(view: StudentView, school_id: str, channel: str, frame_refs: list[str],
-                     id_photo_ref: str | None, terminal_id: str | None, now: datetime) -> CaptureSubmitted:
-    require_student(view, school_id)
-    if view.enrolled_mode in ("verified", "evidence_filed"):
+# ----------------------------------------------------------------------------- captures
+
+
+@dataclass(frozen=True)
+class Station:
+    """Where a capture is taken: a terminal and its school, both from the terminal's token."""
+
+    school_id: str
+    terminal_id: str
+
+
+def check_capture(view: StudentView, station: Station) -> None:
+    """Every refusal of a new capture, decided before any photo is stored."""
+    registered_at(view, station.school_id)
+    if view.enrolled_mode in FINAL_MODES:
         raise Conflict("ALREADY_ENROLLED", "a student is captured once during their time at school")
-    if channel != "terminal" or not terminal_id:
-        raise DomainError("TERMINAL_REQUIRED", "new capture is done at a school terminal (terminal_id)")
-    if not 1 <= len(frame_refs) <= MAX_FRAMES:
-        raise DomainError("BAD_FRAMES", f"send 1..{MAX_FRAMES} frames")
-    if id_photo_ref is None:
-        raise DomainError("ID_PHOTO_REQUIRED", "the ID-card photo read by the terminal is required")
+
+
+def submit_enrolment(view: StudentView, command: SubmitEnrolment, station: Station, frame_refs: list[str],
+                     id_photo_ref: str, now: datetime) -> CaptureSubmitted:
+    """The new capture of ``command``'s student at ``station``, its photos stored as ``frame_refs``
+    and ``id_photo_ref``."""
+    if command.student_id != view.student_id or len(frame_refs) != len(command.frames):
+        raise ValueError("the view and the stored photos must be those of the command")
+    check_capture(view, station)
     return CaptureSubmitted(
-        capture_id=str(uuid.uuid4()), student_id=view.student_id, school_id=school_id, purpose="enrolment",
-        channel="terminal", frame_refs=frame_refs, captured_at=now.isoformat(), terminal_id=terminal_id,
-        id_photo_ref=id_photo_ref,
+        capture_id=str(uuid.uuid4()), student_id=view.student_id, school_id=station.school_id,
+        purpose="enrolment", channel="terminal", frame_refs=list(frame_refs), captured_at=now.isoformat(),
+        terminal_id=station.terminal_id, id_photo_ref=id_photo_ref,
     )
 
 
@@ -146,10 +217,20 @@ def enrolment_outcome(result: Envelope) -> StudentEnrolled | None:
                            mode=mode, capture_id=p["capture_id"])  # type: ignore[arg-type]
 
 
-def file_evidence(view: StudentView, school_id: str, evidence_ref: str, now: datetime) -> StudentEnrolled:
+def check_evidence(view: StudentView) -> str:
+    """Every refusal of an evidence filing, before the photo is stored; the student's school."""
+    if view.registered is None:
+        raise NotFound("UNKNOWN_STUDENT", f"no registered student {view.student_id}")
+    if view.enrolled_mode in FINAL_MODES:
+        raise Conflict("ALREADY_ENROLLED", f"the student is enrolled already ({view.enrolled_mode})")
+    return view.registered.school.school_id
+
+
+def file_evidence(view: StudentView, command: FileEvidence, evidence_ref: str,
+                  now: datetime) -> StudentEnrolled:
     """ID card still unreadable at semester end: the evidence photo (佐证照片) is filed (备案)."""
-    require_student(view, school_id)
-    if view.enrolled_mode == "verified":
-        raise Conflict("ALREADY_ENROLLED", "the student is enrolled already")
+    if command.student_id != view.student_id:
+        raise ValueError("the view must be that of the command's student")
+    school_id = check_evidence(view)
     return StudentEnrolled(student_id=view.student_id, school_id=school_id, semester=semester_of(now),
                            mode="evidence_filed", capture_id=evidence_ref)

@@ -1,79 +1,200 @@
-"""enrolment service: registers proposed-aid students and runs new capture (新增采集)."""
+"""enrolment service: the school and terminal registry, student registration and new capture
+(新增采集), over the edge (:mod:`backbone.edge`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-from nameko.web.handlers import http
-
 from backbone import config
-from backbone.http import endpoint, read_images, read_json
+from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
+from backbone.errors import Conflict
+from backbone.issuer import new_terminal_secret, secret_hash
 from backbone.messaging import BlobStoreProvider, EventStoreProvider, event_consumer, output_event_id
 from contracts import Actor, build_envelope
 from contracts.envelope import Envelope
+from contracts.students import school_stream, school_view, student_stream, student_view
+from contracts.terminals import terminal_stream
 from services.enrolment import domain
+from services.enrolment.commands import (
+    EvidenceFiled,
+    FileEvidence,
+    Registered,
+    RegisterSchool,
+    RegisterStudent,
+    RegisterTerminal,
+    RevokeTerminal,
+    School,
+    SchoolRegisteredAnswer,
+    Student,
+    SubmitEnrolment,
+    Submitted,
+    Terminal,
+    TerminalCredential,
+    TerminalQuery,
+    TerminalRevokedAnswer,
+    Terminals,
+)
+from services.enrolment.credentials import TerminalCredentials
 
 SETTINGS = config.load()
+STAFF = ("school",)
+AREA_READERS = ("school", "county", "city", "province", "auditor")
+CAPTURE_MAX_BODY = 16 * 1024 * 1024  # 10 frames and the ID-card photo, base64
+EVIDENCE_MAX_BODY = 8 * 1024 * 1024
 
 
-class EnrolmentService:
+class EnrolmentService(EdgeService):
     name = "enrolment"
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
 
-    def _view(self, student_id: str) -> domain.StudentView:
-        return domain.student_view(student_id, self.store.read_stream(domain.student_stream(student_id)))
+    def _terminal(self, terminal_id: str) -> domain.TerminalView:
+        return domain.terminal_view(terminal_id, self.store.read_stream(terminal_stream(terminal_id)))
 
-    @http("POST", "/students")
-    @endpoint("enrolment", "register")
-    def register(self, request: Any) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        view = self._view(str(body.get("student_id", "")))
-        event = domain.register(body, SETTINGS.id_hash_key, view)
-        actor = Actor(kind="school", id=str(body.get("operator", "school-office")), school=event.school.school_id)
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.student_stream(event.student_id), actor=actor)],
+    def _credentials(self) -> TerminalCredentials:
+        return TerminalCredentials(self.store.pool)
+
+    # ------------------------------------------------------------------------- schools
+
+    @route("POST", "/schools", roles=("operations",), body=RegisterSchool, returns=SchoolRegisteredAnswer,
+           status=201)
+    def register_school(self, call: Call) -> Answer:
+        """Register a school, or correct its registration."""
+        command: RegisterSchool = call.body
+        current = school_view(command.school_id, self.store.read_stream(school_stream(command.school_id)))
+        event = domain.register_school(command)
+        self.store.record(event, school_stream(event.school_id), call.actor(),
+                          expected_version=current.version)
+        return 201, SchoolRegisteredAnswer(school_id=event.school_id)
+
+    @route("GET", "/schools/<school_id>", roles=(*AREA_READERS, "operations"), returns=School)
+    def school(self, call: Call) -> Answer:
+        """Read a school's registration."""
+        view = school_for(call, self.store, call.path["school_id"])
+        r = domain.registered_school(view)
+        return 200, School(school_id=r.school_id, name=r.name, city=r.city, county=r.county,
+                           administered_by=r.administered_by, directly_administered=r.directly_administered)
+
+    # ------------------------------------------------------------------------- terminals
+
+    @route("POST", "/terminals", roles=("operations",), body=RegisterTerminal, returns=TerminalCredential,
+           status=201)
+    def register_terminal(self, call: Call) -> Answer:
+        """Register a school's terminal and issue its client credentials."""
+        command: RegisterTerminal = call.body
+        school = school_view(command.school_id, self.store.read_stream(school_stream(command.school_id)))
+        existing = self._terminal(command.terminal_id)
+        event = domain.register_terminal(command, school, existing)
+        secret = new_terminal_secret()
+        credentials = self._credentials()
+        if not credentials.create(event.terminal_id, event.school_id, secret_hash(secret)):
+            raise Conflict("TERMINAL_EXISTS", f"terminal {event.terminal_id} is registered already")
+        try:
+            self.store.record(event, terminal_stream(event.terminal_id), call.actor(), expected_version=0)
+        except BaseException:
+            credentials.forget(event.terminal_id, secret_hash(secret))
+            raise
+        return 201, TerminalCredential(terminal_id=event.terminal_id, school_id=event.school_id,
+                                       client_id=event.terminal_id, client_secret=secret)
+
+    @route("POST", "/terminals/<terminal_id>/secret", roles=("operations",), returns=TerminalCredential)
+    def rotate_secret(self, call: Call) -> Answer:
+        """Replace a terminal's client secret."""
+        view = self._terminal(call.path["terminal_id"])
+        school_id = domain.active_terminal(view)
+        secret = new_terminal_secret()
+        if not self._credentials().rotate(view.terminal_id, secret_hash(secret)):
+            raise Conflict("TERMINAL_REVOKED", f"terminal {view.terminal_id} is revoked")
+        return 200, TerminalCredential(terminal_id=view.terminal_id, school_id=school_id,
+                                       client_id=view.terminal_id, client_secret=secret)
+
+    @route("POST", "/terminals/<terminal_id>/revoke", roles=("operations",), body=RevokeTerminal,
+           returns=TerminalRevokedAnswer)
+    def revoke_terminal(self, call: Call) -> Answer:
+        """Revoke a terminal: no new token, and its live tokens are refused."""
+        view = self._terminal(call.path["terminal_id"])
+        event = domain.revoke_terminal(view, call.body)
+        self._credentials().revoke(view.terminal_id)  # first: a failed append below leaves it refused
+        self.store.record(event, terminal_stream(view.terminal_id), call.actor(),
                           expected_version=view.version)
-        return 201, {"student_id": event.student_id, "id_number_masked": event.id_number_masked}
+        return 200, TerminalRevokedAnswer(terminal_id=event.terminal_id, school_id=event.school_id,
+                                          revoked=True)
 
-    @http("POST", "/enrolments")
-    @endpoint("enrolment", "capture")
-    def capture(self, request: Any) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        view = self._view(str(body.get("student_id", "")))
-        domain.require_student(view, str(body.get("school_id", "")))
-        frames = read_images(body, "frames", self.blobs)
-        id_photo = read_images(body, "id_photo", self.blobs)
-        event = domain.submit_enrolment(view, str(body["school_id"]), str(body.get("channel", "terminal")),
-                                        frames, id_photo[0], body.get("terminal_id"), config.now())
-        actor = Actor(kind="terminal", id=str(body.get("terminal_id")), school=event.school_id)
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"capture-{event.capture_id}", actor=actor)])
-        return 202, {"capture_id": event.capture_id, "status": "submitted"}
+    @route("GET", "/terminals", roles=(*STAFF, "operations"), query=TerminalQuery, returns=Terminals)
+    def terminals(self, call: Call) -> Answer:
+        """List terminals (without secrets)."""
+        query: TerminalQuery = call.query
+        school_id = query.school_id
+        if call.caller.role == "school":
+            school_id = school_id or call.caller.school
+            call.require_school(str(school_id))
+        listed = []
+        for terminal_id in self._credentials().terminal_ids(school_id):
+            view = self._terminal(terminal_id)
+            if view.school_id is not None:
+                listed.append(Terminal(terminal_id=terminal_id, school_id=view.school_id, label=view.label,
+                                       revoked=view.revoked))
+        return 200, Terminals(terminals=listed)
 
-    @http("POST", "/enrolments/evidence")
-    @endpoint("enrolment", "evidence")
-    def evidence(self, request: Any) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        view = self._view(str(body.get("student_id", "")))
-        domain.require_student(view, str(body.get("school_id", "")))
-        (ref,) = read_images(body, "evidence_photo", self.blobs)[:1]
-        event = domain.file_evidence(view, str(body["school_id"]), ref, config.now())
-        actor = Actor(kind="terminal", id=str(body.get("terminal_id", "terminal")), school=event.school_id)
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.student_stream(event.student_id), actor=actor)])
-        return 201, {"student_id": event.student_id, "mode": event.mode}
+    # ------------------------------------------------------------------------- students
 
-    @http("GET", "/students/<student_id>")
-    @endpoint("enrolment", "student")
-    def student(self, request: Any, student_id: str) -> tuple[int, dict[str, Any]]:
-        view = self._view(student_id)
-        domain.require_student(view, view.school_id or "")
-        return 200, {"student_id": student_id, "school_id": view.school_id, "enrolled": view.enrolled_mode,
-                     "semesters": view.enrolled_semesters}
+    @route("POST", "/students", roles=(*STAFF, "operations"), body=RegisterStudent, returns=Registered,
+           status=201, idempotent=True)
+    def register(self, call: Call) -> Answer:
+        """Register a proposed-aid student."""
+        command: RegisterStudent = call.body
+        school = school_for(call, self.store, command.school_id)
+        stream = student_stream(command.student_id)
+        existing = student_view(command.student_id, self.store.read_stream(stream))
+        event = domain.register(command, school, SETTINGS.id_hash_key, existing)
+        self.store.record(event, stream, call.actor(), expected_version=existing.version)
+        return 201, Registered(student_id=event.student_id, id_number_masked=event.id_number_masked)
 
-    @rpc
-    def enrolment_status(self, student_id: str) -> dict[str, Any]:
-        view = self._view(student_id)
-        return {"student_id": student_id, "registered": view.registered is not None, "enrolled": view.enrolled_mode}
+    @route("GET", "/students/<student_id>", roles=(*AREA_READERS, "student"), returns=Student, personal=True)
+    def student(self, call: Call) -> Answer:
+        """Read a student's registration and enrolment (masked)."""
+        view = student_for(call, self.store, call.path["student_id"])
+        r = view.registered
+        assert r is not None  # student_for refuses unregistered students
+        call.read_personal(view.student_id)
+        return 200, Student(
+            student_id=r.student_id, school_id=r.school.school_id, city=r.school.city, county=r.school.county,
+            name_masked=r.name_masked, id_number_masked=r.id_number_masked, grade=r.grade,
+            class_name=r.class_name, major=r.major, enrolment_year=r.enrolment_year,
+            enrolment_season=r.enrolment_season, proposed_aid=r.proposed_aid, enrolled=view.enrolled_mode,
+            semesters=list(view.enrolled_semesters))
+
+    # ------------------------------------------------------------------------- captures
+    # Photos are stored only once every check that can refuse the request has passed.
+
+    @route("POST", "/enrolments", roles=("terminal",), body=SubmitEnrolment, returns=Submitted, status=202,
+           idempotent=True, max_body=CAPTURE_MAX_BODY)
+    def capture(self, call: Call) -> Answer:
+        """Submit a new capture (live frames and the ID-card photo) from a terminal."""
+        command: SubmitEnrolment = call.body
+        student = student_for(call, self.store, command.student_id)
+        station = domain.Station(school_id=str(call.caller.school), terminal_id=str(call.caller.terminal))
+        domain.check_capture(student, station)
+        frames = [self.blobs.put(frame) for frame in command.frames]
+        id_photo = self.blobs.put(command.id_photo)
+        event = domain.submit_enrolment(student, command, station, frames, id_photo, config.now())
+        self.store.record(event, domain.capture_stream(event.capture_id), call.actor(), expected_version=0)
+        return 202, Submitted(capture_id=event.capture_id, status="submitted")
+
+    @route("POST", "/enrolments/evidence", roles=("terminal", *STAFF), body=FileEvidence,
+           returns=EvidenceFiled, status=201, idempotent=True, max_body=EVIDENCE_MAX_BODY)
+    def evidence(self, call: Call) -> Answer:
+        """File the evidence photo of a student whose ID card cannot be read."""
+        command: FileEvidence = call.body
+        student = student_for(call, self.store, command.student_id)
+        domain.check_evidence(student)
+        ref = self.blobs.put(command.evidence_photo)
+        event = domain.file_evidence(student, command, ref, config.now())
+        self.store.record(event, student_stream(event.student_id), call.actor(),
+                          expected_version=student.version)
+        return 201, EvidenceFiled(student_id=event.student_id, mode=event.mode)
+
+    # ------------------------------------------------------------------------- face-matching results
 
     @event_consumer("CaptureVerified", "CaptureRejected")
     def on_capture_result(self, envelope: Envelope) -> None:
@@ -81,7 +202,7 @@ class EnrolmentService:
             outcome = domain.enrolment_outcome(envelope)
             if outcome is None:
                 return []
-            return [build_envelope(outcome, stream=domain.student_stream(outcome.student_id),
+            return [build_envelope(outcome, stream=student_stream(outcome.student_id),
                                    actor=Actor(kind="service", id="enrolment", school=outcome.school_id),
                                    occurred_at=envelope.occurred_at,
                                    event_id=output_event_id("enrolment", envelope),
