@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from services.facematch import matching  # noqa: E402
-from services.facematch.config import MODEL_VERSION, LivenessPolicy  # noqa: E402
+from services.facematch.calibration import MODEL_VERSION, LivenessPolicy  # noqa: E402
 from services.facematch.templates import Template  # noqa: E402
 
 CHANNEL = "bench"
@@ -71,7 +71,7 @@ def pin(cpu: int) -> None:
 
 
 def make_engine() -> object:
-    from services.facematch.api import FaceEngine
+    from services.facematch.engine import FaceEngine
 
     return FaceEngine(policy=LivenessPolicy(required={CHANNEL: False, "app": True}))
 
@@ -91,7 +91,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def single_core(data: bytes, burst: list[bytes], iterations: int) -> dict[str, object]:
-    from services.facematch.api import FaceEngine
+    from services.facematch.engine import FaceEngine
 
     pin(0)
     engine = make_engine()
@@ -126,7 +126,7 @@ def single_core(data: bytes, burst: list[bytes], iterations: int) -> dict[str, o
 
 
 def _worker(data: bytes, cpu: int, seconds: float, barrier: object, results: object) -> None:
-    from services.facematch.api import FaceEngine
+    from services.facematch.engine import FaceEngine
 
     pin(cpu)
     engine = make_engine()
@@ -288,7 +288,7 @@ The set is small (21 single-face photos of 6 people; some Obama files are the sa
 other sizes), so these rates bound nothing tightly: they show the thresholds sit inside the gap
 between the largest genuine and the smallest impostor distance.
 
-## Thresholds chosen (services/facematch/config.py)
+## Thresholds chosen (services/facematch/calibration.py)
 
 - Live vs live (spot checks, duplicates, proxies): **0.55**. The shared photos separate between
   0.519 (largest genuine) and 0.642 (smallest impostor). 0.55 keeps genuine pairs in with a

@@ -1,5 +1,19 @@
 """Face matching: decode, detect, quality, liveness, embed and match faces on the CPU.
 
-The public API is `services.facematch.api.FaceEngine`; everything else is pure helpers and
-ports. No module here imports nameko, psycopg or kombu.
+Domain modules import no nameko, psycopg, kombu or eventlet (tests/unit/test_architecture.py
+checks it):
+
+- `engine` (`FaceEngine`, `Outcome`: the one entry to the pipeline) over `decode`, `detection`,
+  `mesh`, `geometry`, `quality`, `liveness`, `embedding` and `matching`;
+- `calibration` (thresholds and limits), `reasons` (refusal codes, `FaceError`);
+- `templates` (templates, their storage port and sealed form) and `crypto` (AES-GCM);
+- `results` (an `Outcome` -> the CaptureVerified/CaptureRejected event, the template to keep);
+- `evaluation` (FAR/FRR and ROC over a labelled photo set).
+
+Entry points and adapters, the only modules that touch the outside world:
+
+- `service` (the nameko service: AMQP consumer, HTTP, eventlet thread pool);
+- `repository` (PostgreSQL adapter of the template port, on the caller's connection);
+- `reenrol` (command: rebuild stale templates; opens psycopg connections);
+- `cli` and `__main__` (command: `python -m services.facematch verify|evaluate`).
 """

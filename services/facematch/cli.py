@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import LivenessPolicy
-from .errors import FaceError
+from services.facematch.calibration import LivenessPolicy
+from services.facematch.reasons import FaceError
 
 if TYPE_CHECKING:
-    from .api import FaceEngine
-    from .evaluation import Pair
+    from services.facematch.engine import FaceEngine
+    from services.facematch.evaluation import Pair
 
 CLI_CHANNEL = "cli"
+#: what `verify` prints besides "match", from `Outcome.as_dict`
+VERIFY_FIELDS = ("distance", "threshold", "quality", "liveness", "reasons")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,14 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _engine(liveness: bool) -> FaceEngine:
-    from .api import FaceEngine  # loads mediapipe and dlib: only when a command runs
+    from services.facematch.engine import FaceEngine  # loads mediapipe and dlib: only when a command runs
 
     _progress("loading models")
     return FaceEngine(policy=LivenessPolicy(required={CLI_CHANNEL: liveness}))
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .templates import Template
+    from services.facematch.templates import Template
 
     engine = _engine(bool(args.frames))
     frames = [args.capture.read_bytes(), *(p.read_bytes() for p in args.frames)]
@@ -97,21 +99,15 @@ def _verify(args: argparse.Namespace) -> int:
             return 2
         template = Template("reference", "cli", engine.model_version, analysis.embedding, datetime.now(UTC))
         outcome = engine.verify(frames, template, [], CLI_CHANNEL)
-    result = {
-        "match": outcome.accepted,
-        "distance": None if outcome.distance is None else round(outcome.distance, 4),
-        "threshold": outcome.threshold,
-        "quality": outcome.quality,
-        "liveness": outcome.liveness,
-        "reasons": outcome.reasons,
-    }
+    view = outcome.as_dict()
+    result = {"match": view["accepted"], **{key: view[key] for key in VERIFY_FIELDS}}
     print(json.dumps(result, indent=2))
     return 0 if outcome.accepted else 1
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from . import evaluation as ev
-    from .decode import decode_image
+    from services.facematch import evaluation as ev
+    from services.facematch.decode import decode_image
 
     alias = dict(item.split("=", 1) for item in args.alias)
     images = ev.labelled_images(args.directory, args.exclude, alias)
@@ -154,7 +150,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(title: str, scored: Sequence[Pair], threshold: float) -> None:
-    from . import evaluation as ev
+    from services.facematch import evaluation as ev
 
     genuine = sum(p.genuine for p in scored)
     at = ev.rates(scored, threshold)
@@ -163,7 +159,8 @@ def _report(title: str, scored: Sequence[Pair], threshold: float) -> None:
     print(f"genuine pairs: {genuine}  impostor pairs: {len(scored) - genuine}")
     print(f"threshold {threshold:.2f}: FAR {at.far:.4f}  FRR {at.frr:.4f}")
     print(
-        f"largest genuine distance: {_fmt(worst_genuine)}  smallest impostor distance: {_fmt(nearest_impostor)}"
+        f"largest genuine distance: {_fmt(worst_genuine)}"
+        f"  smallest impostor distance: {_fmt(nearest_impostor)}"
     )
     print(f"{'threshold':>9}  {'FAR':>7}  {'FRR':>7}")
     for point in ev.roc(scored, ev.default_thresholds()):
@@ -176,7 +173,7 @@ def _plot(curves: dict[str, list[Pair]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import evaluation as ev
+    from services.facematch import evaluation as ev
 
     thresholds = ev.default_thresholds(0.0, 1.2, 0.005)
     figure, axis = plt.subplots(figsize=(6, 4.5))

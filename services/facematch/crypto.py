@@ -8,7 +8,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import Code, FaceError
+from services.facematch.reasons import Code, FaceError
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12  # 96-bit random nonce, as NIST SP 800-38D recommends

@@ -1,7 +1,10 @@
 """Image bytes -> RGB pixels, defensively.
 
-Only JPEG and PNG are accepted. The declared dimensions are read from the header (Pillow opens
-lazily) and checked before any pixel is decoded, so a decompression bomb costs nothing.
+Only JPEG and PNG are accepted. The dimensions an image declares are read from its header
+(Pillow opens lazily: PNG IHDR, JPEG SOF) and compared with the pixel budget
+(`DecodeLimits.max_pixels`) before any pixel is decoded, so a small file that claims huge
+dimensions is refused with IMAGE_TOO_LARGE in microseconds and without allocating its pixels.
+The engine checks the header of every frame of a burst this way before it decodes any of them.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import DecodeLimits
-from .errors import Code, FaceError
+from services.facematch.calibration import DecodeLimits
+from services.facematch.reasons import Code, FaceError
 
 RGBImage = NDArray[np.uint8]  # H x W x 3, RGB order
 
@@ -36,10 +39,15 @@ def sniff_format(data: bytes) -> str:
 
 
 def check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
-    if width * height > limits.max_pixels or max(width, height) > limits.max_side:
+    if width * height > limits.max_pixels:
         raise FaceError(
             Code.IMAGE_TOO_LARGE,
-            f"image declares {width}x{height} pixels; the limit is {limits.max_pixels} pixels",
+            f"image declares {width}x{height} pixels; the budget is {limits.max_pixels} pixels",
+        )
+    if max(width, height) > limits.max_side:
+        raise FaceError(
+            Code.IMAGE_TOO_LARGE,
+            f"image declares {width}x{height} pixels; no side may exceed {limits.max_side}",
         )
     if min(width, height) < limits.min_side:
         raise FaceError(
@@ -48,14 +56,11 @@ def check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
         )
 
 
-def decode_image(data: bytes, limits: DecodeLimits | None = None) -> RGBImage:
-    """Decode JPEG/PNG bytes into an upright H x W x 3 uint8 RGB array.
-
-    Raises FaceError with EMPTY_IMAGE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE, IMAGE_TOO_SMALL or
-    IMAGE_TOO_LARGE. Handles alpha (composited on white), grey and 16-bit images, palettes,
-    CMYK JPEGs and the EXIF orientation tag.
-    """
-    limits = limits or DecodeLimits()
+def open_header(data: bytes, limits: DecodeLimits) -> tuple[Image.Image, str]:
+    """The image opened lazily (header read, no pixel decoded) and its format ('JPEG' or 'PNG'),
+    once the format and the declared dimensions are acceptable. Raises FaceError with
+    EMPTY_IMAGE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE (unreadable header), IMAGE_TOO_SMALL or
+    IMAGE_TOO_LARGE."""
     if not data:
         raise FaceError(Code.EMPTY_IMAGE, "image is empty")
     fmt = sniff_format(data)
@@ -67,16 +72,29 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> RGBImage:
             raise FaceError(Code.IMAGE_TOO_LARGE, "image declares too many pixels") from None
         except (UnidentifiedImageError, *_DECODE_ERRORS):
             raise FaceError(Code.CORRUPT_IMAGE, f"{fmt} header cannot be read") from None
-        width, height = image.size
-        check_dimensions(width, height, limits)
-        if fmt == "JPEG" and max(width, height) > limits.work_side:
-            scale = limits.work_side / max(width, height)
-            draft_mode = image.mode if image.mode in ("RGB", "L") else None
-            image.draft(draft_mode, (max(1, int(width * scale)), max(1, int(height * scale))))
-        try:
-            image.load()
-        except _DECODE_ERRORS:
-            raise FaceError(Code.CORRUPT_IMAGE, f"{fmt} data is corrupt or truncated") from None
+    width, height = image.size
+    check_dimensions(width, height, limits)
+    return image, fmt
+
+
+def decode_image(data: bytes, limits: DecodeLimits | None = None) -> RGBImage:
+    """Decode JPEG/PNG bytes into an upright H x W x 3 uint8 RGB array.
+
+    Raises FaceError with EMPTY_IMAGE, UNSUPPORTED_FORMAT, CORRUPT_IMAGE, IMAGE_TOO_SMALL or
+    IMAGE_TOO_LARGE. Handles alpha (composited on white), grey and 16-bit images, palettes,
+    CMYK JPEGs and the EXIF orientation tag.
+    """
+    limits = limits or DecodeLimits()
+    image, fmt = open_header(data, limits)
+    width, height = image.size
+    if fmt == "JPEG" and max(width, height) > limits.work_side:
+        scale = limits.work_side / max(width, height)
+        draft_mode = image.mode if image.mode in ("RGB", "L") else None
+        image.draft(draft_mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+    try:
+        image.load()
+    except _DECODE_ERRORS:
+        raise FaceError(Code.CORRUPT_IMAGE, f"{fmt} data is corrupt or truncated") from None
     return _to_rgb(_upright(image))
 
 

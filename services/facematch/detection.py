@@ -16,8 +16,8 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
-from .decode import RGBImage
-from .errors import Code, FaceError
+from services.facematch.decode import RGBImage
+from services.facematch.reasons import Code, FaceError
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,16 @@ import dlib  # type: ignore[import-not-found, unused-ignore]
 import numpy as np
 from numpy.typing import NDArray
 
-from .decode import RGBImage
-from .detection import FaceBox, resize_longest
+from services.facematch.decode import RGBImage
+from services.facematch.detection import FaceBox, resize_longest
 
 Embedding = NDArray[np.float64]  # shape (128,)
 CHIP_SIZE = 150  # the input size of dlib's ResNet
 CHIP_PADDING = 0.25
 
-# mediapipe's box -> the box dlib's landmark model was trained on (its HOG detector's boxes):
-# measured on ../shared/faces, see tests/facematch/test_facematch_embedding.py
+# mediapipe's box -> the box dlib's landmark model was trained on (its HOG detector's boxes),
+# set on ../shared/faces: with it every genuine pair there matches and no impostor pair does
+# (tests/facematch/test_facematch_engine.py)
 _BOX_DX, _BOX_DY, _BOX_SIDE = 0.0, 0.0, 0.9
 
 
@@ -98,7 +99,3 @@ class FaceEncoder:
                 )
             )
         return faces
-
-
-def face_distance(a: Embedding, b: Embedding) -> float:
-    return float(np.linalg.norm(a - b))

@@ -17,9 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from .detection import FaceBox
-from .geometry import face_crop
-from .matching import distance
+from services.facematch.detection import FaceBox
+from services.facematch.geometry import face_crop
+from services.facematch.matching import distance
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ID_CARD_SIZE = (102, 126)  # width, height of the photo read from a second-generation ID card

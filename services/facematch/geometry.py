@@ -36,11 +36,6 @@ def yaw_from_mesh(points: Points) -> float:
     return math.degrees(math.atan2(float(v[2]), float(v[0])))
 
 
-def roll_from_mesh(points: Points) -> float:
-    v = points[LEFT_EYE[3]] - points[RIGHT_EYE[0]]
-    return math.degrees(math.atan2(float(v[1]), float(v[0])))
-
-
 def yaw_from_keypoints(keypoints: tuple[tuple[float, float], ...]) -> float:
     """Rough yaw from the detector's six keypoints (nose tip between the ear tragions), for
     when the mesh is unavailable: the nose at the middle is 0, at an ear is +-90 degrees."""

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from .config import LivenessLimits
-from .errors import Code
-from .geometry import Points, shape_disparity
+from services.facematch.calibration import LivenessLimits
+from services.facematch.geometry import Points, shape_disparity
+from services.facematch.reasons import Code
 
 
 @dataclass(frozen=True)

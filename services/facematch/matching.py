@@ -1,4 +1,8 @@
-"""1:1 and 1:N decisions over embeddings: pure functions, no models."""
+"""1:1 and 1:N decisions over embeddings: pure functions, no models.
+
+`distance` is the one face distance of facematch: the engine, the 1:N searches, the error-rate
+evaluation and the benchmark all call it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .templates import Template
+from services.facematch.templates import Template
 
 Vector = NDArray[np.float64]
 
@@ -28,26 +32,18 @@ def is_match(dist: float, threshold: float) -> bool:
     return dist <= threshold
 
 
-def _distances(probe: Vector, templates: Sequence[Template]) -> NDArray[np.float64]:
-    matrix = np.stack([np.asarray(t.vector, dtype=np.float64) for t in templates])
-    result: NDArray[np.float64] = np.linalg.norm(matrix - np.asarray(probe, dtype=np.float64), axis=1)
-    return result
-
-
 def rank(
     probe: Vector, templates: Iterable[Template], model_version: str, within: float = float("inf")
 ) -> list[Match]:
     """Templates of `model_version` within distance `within` of `probe`, closest first (one row
     per student: their closest template)."""
-    usable = [t for t in templates if t.model_version == model_version]
-    if not usable:
-        return []
-    dists = _distances(probe, usable)
     best: dict[str, float] = {}
-    for index in np.flatnonzero(dists <= within):
-        student, dist = usable[index].student_id, float(dists[index])
-        if student not in best or dist < best[student]:
-            best[student] = dist
+    for template in templates:
+        if template.model_version != model_version:
+            continue
+        dist = distance(probe, template.vector)
+        if dist <= within and dist < best.get(template.student_id, float("inf")):
+            best[template.student_id] = dist
     return sorted((Match(sid, d) for sid, d in best.items()), key=lambda m: (m.distance, m.student_id))
 
 
@@ -63,7 +59,11 @@ def proxy_suspect(
 
 
 def duplicates(
-    probe: Vector, templates: Sequence[Template], threshold: float, model_version: str, student_id: str | None
+    probe: Vector,
+    templates: Sequence[Template],
+    threshold: float,
+    model_version: str,
+    student_id: str | None,
 ) -> list[Match]:
     """Students other than `student_id` already enrolled with a matching face, closest first."""
     others = [t for t in templates if t.student_id != student_id]

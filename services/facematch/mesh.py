@@ -7,15 +7,14 @@ from dataclasses import dataclass
 import mediapipe as mp
 import numpy as np
 
-from .decode import RGBImage
-from .detection import FaceBox
-from .geometry import Points, face_crop, mean_ear, roll_from_mesh, yaw_from_mesh
+from services.facematch.decode import RGBImage
+from services.facematch.detection import FaceBox
+from services.facematch.geometry import Points, face_crop, mean_ear, yaw_from_mesh
 
 
 @dataclass(frozen=True)
 class MeshMeasures:
     yaw_deg: float
-    roll_deg: float
     ear: float
     points: Points  # 468 x 3, source pixels (z in the same units, relative to the face centre)
 
@@ -47,7 +46,6 @@ class FaceMesher:
         points = local + np.array([cx - side / 2.0, cy - side / 2.0, 0.0])
         return MeshMeasures(
             yaw_deg=yaw_from_mesh(points),
-            roll_deg=roll_from_mesh(points),
             ear=mean_ear(points),
             points=points,
         )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import QualityLimits
-from .decode import RGBImage
-from .detection import FaceBox
-from .errors import Code
-from .geometry import face_crop, grey, laplacian_variance, yaw_from_keypoints
-from .mesh import MeshMeasures
+from services.facematch.calibration import QualityLimits
+from services.facematch.decode import RGBImage
+from services.facematch.detection import FaceBox
+from services.facematch.geometry import face_crop, grey, laplacian_variance, yaw_from_keypoints
+from services.facematch.mesh import MeshMeasures
+from services.facematch.reasons import Code
 
 SHARPNESS_SIDE = 128
 

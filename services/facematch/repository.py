@@ -1,10 +1,22 @@
-"""PostgreSQL adapter of the template port: rows hold only sealed (encrypted) templates."""
+"""PostgreSQL adapter of the template port: rows hold only sealed (encrypted) templates.
+
+It runs its SQL on the connection the caller gives it (service.py, reenrol.py), so it imports
+no database driver itself.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.facematch.templates import Template, TemplateRepository, open_template, seal_template
+
+_UPSERT = (
+    "INSERT INTO face_templates (student_id, school_id, model_version, sealed, source_ref)"
+    " VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (student_id) DO UPDATE SET school_id = EXCLUDED.school_id,"
+    " model_version = EXCLUDED.model_version, sealed = EXCLUDED.sealed,"
+    " source_ref = EXCLUDED.source_ref, updated_at = now()"
+)
 
 
 class PostgresTemplateRepository(TemplateRepository):
@@ -16,22 +28,23 @@ class PostgresTemplateRepository(TemplateRepository):
         self.key = key
 
     def get(self, student_id: str) -> Template | None:
-        row = self.conn.execute("SELECT sealed FROM face_templates WHERE student_id = %s", (student_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT sealed FROM face_templates WHERE student_id = %s", (student_id,)
+        ).fetchone()
         return open_template(self.key, bytes(row[0]), student_id) if row else None
 
     def put(self, template: Template) -> None:
+        sealed = seal_template(self.key, template)
         self.conn.execute(
-            "INSERT INTO face_templates (student_id, school_id, model_version, sealed, source_ref)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (student_id) DO UPDATE SET school_id = EXCLUDED.school_id,"
-            " model_version = EXCLUDED.model_version, sealed = EXCLUDED.sealed, source_ref = EXCLUDED.source_ref,"
-            " updated_at = now()",
-            (template.student_id, template.school_id, template.model_version, seal_template(self.key, template),
+            _UPSERT,
+            (template.student_id, template.school_id, template.model_version, sealed,
              template.source_photo_ref),
         )
 
     def list_by_school(self, school_id: str) -> list[Template]:
         rows = self.conn.execute(
-            "SELECT student_id, sealed FROM face_templates WHERE school_id = %s ORDER BY student_id", (school_id,)
+            "SELECT student_id, sealed FROM face_templates WHERE school_id = %s ORDER BY student_id",
+            (school_id,),
         ).fetchall()
         return [open_template(self.key, bytes(r[1]), r[0]) for r in rows]
 

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.events import CaptureRejected, CaptureVerified
-from services.facematch.api import Outcome
+from services.facematch.engine import Outcome
 from services.facematch.matching import duplicates
+from services.facematch.reasons import Code
 from services.facematch.templates import Template
 
 # Enrolment reasons after which the live face is still kept as the (provisional) template.
-KEEP_TEMPLATE_DESPITE = frozenset({"NO_MATCH"})
+KEEP_TEMPLATE_DESPITE = frozenset({Code.NO_MATCH})
 
 
 def template_ref(student_id: str, model_version: str) -> str:
@@ -30,10 +31,11 @@ def result_event(capture: dict[str, Any], outcome: Outcome) -> CaptureVerified |
         "quality": dict(outcome.quality), "liveness": dict(outcome.liveness),
     }
     if outcome.accepted and outcome.distance is not None:
-        ref = template_ref(capture["student_id"], outcome.model_version) if capture["purpose"] == "enrolment" else None
-        return CaptureVerified(distance=round(outcome.distance, 4), threshold=outcome.threshold, template_ref=ref,
-                               **common)
-    return CaptureRejected(reasons=list(outcome.reasons) or ["NO_MATCH"],
+        enrolment = capture["purpose"] == "enrolment"
+        ref = template_ref(capture["student_id"], outcome.model_version) if enrolment else None
+        return CaptureVerified(distance=round(outcome.distance, 4), threshold=outcome.threshold,
+                               template_ref=ref, **common)
+    return CaptureRejected(reasons=list(outcome.reasons) or [Code.NO_MATCH],
                            distance=None if outcome.distance is None else round(outcome.distance, 4),
                            threshold=outcome.threshold, suspected_student_id=outcome.suspected_student_id,
                            **common)
@@ -55,16 +57,17 @@ def recheck_duplicates(capture: dict[str, Any], outcome: Outcome, school: list[T
     """Enrolment outcomes are decided on templates read before inference; two captures of one
     face under two identities processed at once would both pass. Re-run the (cheap) duplicate
     search on the templates as they are inside the storing transaction."""
-    if capture["purpose"] != "enrolment" or outcome.embedding is None or "DUPLICATE_IDENTITY" in outcome.reasons:
+    if (capture["purpose"] != "enrolment" or outcome.embedding is None
+            or Code.DUPLICATE_IDENTITY in outcome.reasons):
         return outcome
     dupes = duplicates(outcome.embedding, school, threshold, outcome.model_version, capture["student_id"])
     if not dupes:
         return outcome
-    return replace(outcome, accepted=False, reasons=[*outcome.reasons, "DUPLICATE_IDENTITY"],
+    return replace(outcome, accepted=False, reasons=[*outcome.reasons, Code.DUPLICATE_IDENTITY],
                    suspected_student_id=dupes[0].student_id)
 
 
-def rejected_without_matching(capture: dict[str, Any], reason: str, model_version: str) -> CaptureRejected:
+def rejected_without_matching(capture: dict[str, Any], reason: Code, model_version: str) -> CaptureRejected:
     return CaptureRejected(
         capture_id=capture["capture_id"], student_id=capture["student_id"], school_id=capture["school_id"],
         purpose=capture["purpose"], channel=capture["channel"], check_id=capture.get("check_id"),

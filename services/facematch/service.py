@@ -28,7 +28,8 @@ from backbone.messaging import (  # noqa: E402
 )
 from contracts import Actor, build_envelope  # noqa: E402
 from contracts.envelope import Envelope  # noqa: E402
-from services.facematch.config import MODEL_VERSION  # noqa: E402
+from services.facematch.calibration import MODEL_VERSION  # noqa: E402
+from services.facematch.reasons import Code  # noqa: E402
 from services.facematch.repository import PostgresTemplateRepository  # noqa: E402
 from services.facematch.results import (  # noqa: E402
     recheck_duplicates,
@@ -40,13 +41,13 @@ from services.facematch.results import (  # noqa: E402
 SETTINGS = config.load()
 ACTOR = Actor(kind="service", id="facematch")
 VERIFICATIONS = observability.Counter("aid_facematch_verifications_total", "Captures matched", ["outcome"])
-STAGE_SECONDS = observability.Histogram("aid_facematch_stage_seconds", "Face pipeline time per stage", ["stage"],
-                                        buckets=observability.LATENCY_BUCKETS)
+STAGE_SECONDS = observability.Histogram("aid_facematch_stage_seconds", "Face pipeline time per stage",
+                                        ["stage"], buckets=observability.LATENCY_BUCKETS)
 
 
 class FaceEngineProvider(DependencyProvider):  # type: ignore[misc]
     def setup(self) -> None:
-        from services.facematch.api import FaceEngine
+        from services.facematch.engine import FaceEngine
 
         self.engine = tpool.execute(FaceEngine)  # loads the models in the native thread that will use them
 
@@ -73,7 +74,7 @@ class FacematchService:
             frames = [self.blobs.get(ref) for ref in capture["frame_refs"]]
             id_photo = self.blobs.get(capture["id_photo_ref"]) if capture.get("id_photo_ref") else None
         except BlobNotFound:
-            event: Any = rejected_without_matching(capture, "FRAMES_MISSING", MODEL_VERSION)
+            event: Any = rejected_without_matching(capture, Code.FRAMES_MISSING, MODEL_VERSION)
             outcome = None
         else:
             with self.store.pool.connection() as conn:
@@ -85,7 +86,7 @@ class FacematchService:
                                         existing_templates=school, student_id=capture["student_id"])
             elif template is None:
                 outcome = None
-                event = rejected_without_matching(capture, "NOT_ENROLLED", MODEL_VERSION)
+                event = rejected_without_matching(capture, Code.NOT_ENROLLED, MODEL_VERSION)
             else:
                 outcome = tpool.execute(self.engine.verify, frames, template, school, capture["channel"])
         STAGE_SECONDS.labels(stage="total").observe(time.perf_counter() - started)
@@ -97,7 +98,8 @@ class FacematchService:
                 keep = template_to_keep(capture, outcome)
                 if keep is not None:
                     repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"face-school:{keep.school_id}",))
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                 (f"face-school:{keep.school_id}",))
                     final = recheck_duplicates(capture, outcome, repo.list_by_school(keep.school_id),
                                                self.engine.live.threshold)
                     keep = template_to_keep(capture, final)

@@ -1,22 +1,20 @@
-"""Enrolled face templates, their storage port, and their byte form."""
+"""Enrolled face templates, their storage port (implemented by `repository.py`), and their
+sealed byte form."""
 
 from __future__ import annotations
 
 import json
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import MODEL_VERSION
-from .crypto import open_sealed, seal
-from .errors import Code, FaceError
+from services.facematch.crypto import open_sealed, seal
+from services.facematch.reasons import Code, FaceError
 
-EMBEDDING_DIM = 128
 _MAGIC = b"FMT1"
 
 
@@ -42,29 +40,6 @@ class TemplateRepository(ABC):
 
     @abstractmethod
     def list_by_school(self, school_id: str) -> list[Template]: ...
-
-
-class InMemoryTemplateRepository(TemplateRepository):
-    def __init__(self, templates: Iterable[Template] = ()) -> None:
-        self._by_student: dict[str, Template] = {}
-        for template in templates:
-            self.put(template)
-
-    def get(self, student_id: str) -> Template | None:
-        return self._by_student.get(student_id)
-
-    def put(self, template: Template) -> None:
-        self._by_student[template.student_id] = template
-
-    def list_by_school(self, school_id: str) -> list[Template]:
-        return sorted(
-            (t for t in self._by_student.values() if t.school_id == school_id), key=lambda t: t.student_id
-        )
-
-
-def stale_templates(templates: Iterable[Template], model_version: str = MODEL_VERSION) -> list[Template]:
-    """Templates made by another model version: re-enrol them from source_photo_ref."""
-    return [t for t in templates if t.model_version != model_version]
 
 
 def template_to_bytes(template: Template) -> bytes:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) without an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
-from services.facematch.api import FaceEngine  # noqa: E402
-from services.facematch.config import LivenessPolicy  # noqa: E402
+from services.facematch.calibration import LivenessPolicy  # noqa: E402
+from services.facematch.engine import FaceEngine  # noqa: E402
 
 #: the channel the tests use for single-photo captures (liveness not required)
 STILL = "still"
@@ -74,3 +76,34 @@ def encode(pixels: NDArray[np.uint8], fmt: str = "JPEG", **params: object) -> by
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt, **params)
     return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    crc = struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return struct.pack(">I", len(body)) + kind + body + crc
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares width x height RGB pixels, followed by a tiny IDAT: a
+    decompression bomb as far as the header is concerned, built without allocating it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
+
+
+def jpeg_segment(marker: int, body: bytes) -> bytes:
+    return struct.pack(">HH", marker, len(body) + 2) + body
+
+
+def jpeg_header_only(width: int, height: int) -> bytes:
+    """A baseline JPEG whose SOF0 declares width x height YCbCr pixels (at most 65535 a side),
+    with a start of scan and a few bytes of entropy-coded data: the JPEG twin of
+    `png_header_only`."""
+    components = b"".join(bytes([index, 0x11, 0]) for index in (1, 2, 3))
+    sof0 = struct.pack(">BHHB", 8, height, width, 3) + components
+    sos = bytes([3]) + b"".join(bytes([index, 0x00]) for index in (1, 2, 3)) + bytes([0, 63, 0])
+    return (
+        b"\xff\xd8" + jpeg_segment(0xFFC0, sof0) + jpeg_segment(0xFFDA, sos) + b"\x00" * 16 + b"\xff\xd9"
+    )

@@ -4,18 +4,17 @@ rejection. Synthetic images only (no models)."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
+import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
-from services.facematch.config import DecodeLimits
+from services.facematch.calibration import DecodeLimits
 from services.facematch.decode import decode_image
-from services.facematch.errors import Code, FaceError
+from services.facematch.reasons import Code, FaceError
 
-from .conftest import encode
+from .conftest import encode, jpeg_header_only, png_header_only
 
 
 def gradient(width: int = 96, height: int = 64) -> np.ndarray:
@@ -24,22 +23,6 @@ def gradient(width: int = 96, height: int = 64) -> np.ndarray:
     return np.stack(
         [np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), 77, np.uint8)],
         axis=2,
-    )
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-    )
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR declares width x height RGB pixels, followed by a tiny IDAT: a
-    decompression bomb as far as the header is concerned, built without allocating it."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
     )
 
 
@@ -98,20 +81,50 @@ def test_one_pixel_image_is_too_small() -> None:
     assert rejected_with(encode(np.zeros((1, 1, 3), np.uint8), "PNG")) == Code.IMAGE_TOO_SMALL
 
 
-def test_decompression_bomb_is_rejected_from_its_header() -> None:
-    assert rejected_with(png_header_only(20_000, 20_000)) == Code.IMAGE_TOO_LARGE
+BOMBS = {
+    "PNG 20000x20000": png_header_only(20_000, 20_000),
+    "PNG 8000x6000 (48 Mpx)": png_header_only(8000, 6000),
+    "PNG 7000x7000 (49 Mpx)": png_header_only(7000, 7000),
+    "JPEG 8000x6000 (48 Mpx)": jpeg_header_only(8000, 6000),
+    "JPEG 7000x7000 (49 Mpx)": jpeg_header_only(7000, 7000),
+    "JPEG 65535x65535": jpeg_header_only(65_535, 65_535),
+}
 
 
-def test_limit_applies_to_declared_pixels_not_file_size() -> None:
-    data = png_header_only(8000, 6000)  # 48 Mpx in ~100 bytes
-    assert len(data) < 200
-    assert rejected_with(data) == Code.IMAGE_TOO_LARGE
+@pytest.fixture
+def no_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails the test if Pillow is asked to decode (allocate) the pixels of any image."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    monkeypatch.setattr(Image.Image, "load", refuse)
 
 
-def test_limits_are_configurable() -> None:
+@pytest.mark.parametrize("data", BOMBS.values(), ids=BOMBS.keys())
+@pytest.mark.usefixtures("no_pixel_decoding")
+def test_small_file_claiming_huge_dimensions_is_refused_from_its_header(data: bytes) -> None:
+    assert len(data) < 200  # tens of megapixels declared in a few bytes
+    started = time.perf_counter()
+    for _ in range(100):
+        assert rejected_with(data) == Code.IMAGE_TOO_LARGE
+    assert time.perf_counter() - started < 1.0  # well under 10 ms each: nothing is decoded
+
+
+def test_the_pixel_budget_counts_pixels_not_sides() -> None:
+    assert DecodeLimits().max_side > 7000  # no side is too long: only the budget refuses 7000 x 7000
     with pytest.raises(FaceError) as caught:
-        decode_image(encode(gradient(), "PNG"), DecodeLimits(max_pixels=1000))
+        decode_image(png_header_only(7000, 7000))
+    assert caught.value.code == Code.IMAGE_TOO_LARGE and "budget" in caught.value.message
+
+
+def test_the_pixel_budget_is_configurable() -> None:
+    small = encode(gradient(), "PNG")  # 96 x 64 = 6144 px
+    with pytest.raises(FaceError) as caught:
+        decode_image(small, DecodeLimits(max_pixels=6143))
     assert caught.value.code == Code.IMAGE_TOO_LARGE
+    assert decode_image(small, DecodeLimits(max_pixels=6144)).shape == (64, 96, 3)
 
 
 def test_rgba_is_composited_on_white() -> None:

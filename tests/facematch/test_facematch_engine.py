@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 
 from services.facematch import matching
-from services.facematch.api import FaceAnalysis, FaceEngine
-from services.facematch.config import ID_CARD, LIVE, MODEL_VERSION
+from services.facematch.calibration import ID_CARD, LIVE, MODEL_VERSION
 from services.facematch.decode import decode_image
 from services.facematch.detection import FaceDetector
-from services.facematch.errors import Code, FaceError
+from services.facematch.engine import FaceAnalysis, FaceEngine
 from services.facematch.evaluation import labelled_images, simulated_id_card
+from services.facematch.reasons import Code, FaceError
 from services.facematch.templates import Template
 
-from .conftest import STILL, encode, rgb_of
+from .conftest import STILL, encode, jpeg_header_only, png_header_only, rgb_of
 
 pytestmark = pytest.mark.faces
 
@@ -187,6 +187,28 @@ def test_broken_files_give_their_code_through_the_engine(
 
 
 @pytest.mark.parametrize(
+    "bomb", [png_header_only(8000, 6000), jpeg_header_only(8000, 6000)], ids=["PNG", "JPEG"]
+)
+@pytest.mark.parametrize(("channel", "position"), [(STILL, 0), ("app", 2), ("app", 1)])
+def test_a_burst_with_one_oversized_frame_is_refused_before_any_frame_is_decoded(
+    engine: FaceEngine,
+    photo: Photo,
+    monkeypatch: pytest.MonkeyPatch,
+    bomb: bytes,
+    channel: str,
+    position: int,
+) -> None:
+    frames = [photo(name) for name in POSES] if channel == "app" else [photo(POSES[0])]
+    frames[position] = bomb  # 48 Mpx declared in a ~100-byte file
+    analysed: list[bytes] = []
+    monkeypatch.setattr(engine, "analyse", lambda data, *args, **kwargs: analysed.append(data))
+    enrolled = Template("x", "s", MODEL_VERSION, np.zeros(128), NOW)
+    for outcome in (engine.verify(frames, enrolled, [], channel), engine.enrol(frames, None, channel)):
+        assert outcome.reasons == [Code.IMAGE_TOO_LARGE] and not outcome.accepted
+    assert analysed == []  # no frame decoded, detected or embedded
+
+
+@pytest.mark.parametrize(
     ("transform", "code"),
     [
         (lambda p: (p * 0.12).astype(np.uint8), Code.TOO_DARK),
@@ -240,7 +262,8 @@ def test_burst_with_head_turn_is_live(engine: FaceEngine, photo: Photo) -> None:
     outcome = engine.verify([photo(n) for n in POSES], enrolled, [enrolled], "app")
     assert outcome.accepted, outcome.reasons
     live = outcome.liveness
-    assert live["passed"] and live["head_turn"] and float(live["max_yaw_delta"]) >= 12  # type: ignore[arg-type]
+    assert live["passed"] and live["head_turn"]
+    assert float(live["max_yaw_delta"]) >= 12  # type: ignore[arg-type]
     assert {"min_ear", "max_ear", "max_shape_disparity", "identity_spread"} <= live.keys()
     json.dumps(outcome.as_dict())
 

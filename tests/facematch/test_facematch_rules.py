@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.facematch import matching
-from services.facematch.config import MODEL_VERSION, LivenessLimits, LivenessPolicy, QualityLimits
+from services.facematch.calibration import MODEL_VERSION, LivenessLimits, LivenessPolicy, QualityLimits
 from services.facematch.crypto import open_sealed, seal
 from services.facematch.detection import FaceBox, single_face
-from services.facematch.errors import Code, FaceError
 from services.facematch.evaluation import Pair, rates, roc, separation
 from services.facematch.geometry import (
     LEFT_CHEEK,
@@ -28,12 +27,11 @@ from services.facematch.geometry import (
 )
 from services.facematch.liveness import FrameSignal, assess_liveness, blinked
 from services.facematch.quality import judge
+from services.facematch.reasons import Code, FaceError
 from services.facematch.templates import (
-    InMemoryTemplateRepository,
     Template,
     open_template,
     seal_template,
-    stale_templates,
     template_from_bytes,
     template_to_bytes,
 )
@@ -267,22 +265,7 @@ def test_duplicates_exclude_the_student_being_enrolled() -> None:
     assert [m.student_id for m in matching.duplicates(a, existing, 0.55, MODEL_VERSION, "A")] == ["A2"]
 
 
-# ---- templates, repository, sealing --------------------------------------------------------
-
-
-def test_repository_puts_gets_and_lists_by_school() -> None:
-    repo = InMemoryTemplateRepository([template("A", unit(1)), template("B", unit(2), school="s2")])
-    repo.put(template("C", unit(3)))
-    assert repo.get("B") is not None and repo.get("Z") is None
-    assert [t.student_id for t in repo.list_by_school("s1")] == ["A", "C"]
-    replacement = template("A", unit(9))
-    repo.put(replacement)
-    assert repo.get("A") is replacement
-
-
-def test_stale_templates_are_those_of_another_model() -> None:
-    old = template("A", unit(1), version="dlib-resnet-v0")
-    assert stale_templates([old, template("B", unit(2))]) == [old]
+# ---- templates and sealing ---------------------------------------------------------------
 
 
 def test_template_bytes_round_trip() -> None:

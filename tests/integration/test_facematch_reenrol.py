@@ -13,7 +13,7 @@ import pytest
 
 from backbone.blobs import BlobStore
 from backbone.config import DEV_SECRET
-from services.facematch.config import MODEL_VERSION
+from services.facematch.calibration import MODEL_VERSION
 from services.facematch.repository import PostgresTemplateRepository
 from services.facematch.templates import Template
 from tests.support import REPO
@@ -35,10 +35,10 @@ def test_stale_templates_are_rebuilt_from_the_enrolment_photo(fresh_database: st
     with psycopg.connect(fresh_database, autocommit=True) as conn:
         repo = PostgresTemplateRepository(conn, KEY)
         for sid, ref in (("S1", good), ("S2", "blob:" + "0" * 64)):
-            repo.put(Template(student_id=sid, school_id="SC1", model_version="old-model", vector=np.zeros(128),
-                              created_at=datetime.now(UTC), source_photo_ref=ref))
-    env = {"AID_DATABASE_URL": fresh_database, "AID_BLOB_DIR": str(tmp_path / "blobs"), "PYTHONPATH": str(REPO),
-           "PATH": "/usr/bin:/bin"}
+            repo.put(Template(student_id=sid, school_id="SC1", model_version="old-model",
+                              vector=np.zeros(128), created_at=datetime.now(UTC), source_photo_ref=ref))
+    env = {"AID_DATABASE_URL": fresh_database, "AID_BLOB_DIR": str(tmp_path / "blobs"),
+           "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     dry = subprocess.run([sys.executable, "-m", "services.facematch.reenrol", "--dry-run"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0 and "2 template(s)" in dry.stderr

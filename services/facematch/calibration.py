@@ -1,4 +1,5 @@
-"""Calibrated limits of the face-matching pipeline (one place for every number).
+"""Calibrated thresholds and limits of the face-matching pipeline (one place for every number):
+match thresholds per path, decode (pixel budget), quality and liveness limits, and the model tag.
 
 The match thresholds were calibrated on ../shared/faces with `python -m services.facematch
 evaluate` (see docs/benchmarks-facematch.md); the quality and liveness limits were set from the
@@ -17,6 +18,8 @@ MODEL_VERSION = "dlib-resnet-v1+mp0.10.21"
 
 @dataclass(frozen=True)
 class DecodeLimits:
+    #: Pixel budget, read from the header before any pixel is decoded: a 40 Mpx RGBA PNG
+    #: already costs about 1 GB while it is converted, hence no more.
     max_pixels: int = 40_000_000
     max_side: int = 20_000
     min_side: int = 48

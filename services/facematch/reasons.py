@@ -1,7 +1,8 @@
-"""Machine-readable failure codes of the face-matching domain.
+"""The reasons facematch refuses a capture: stable codes (`Code`) and the exception that carries
+one (`FaceError`).
 
-Every failure carries a stable `code` (for events, APIs and statistics) and a short human
-message. Messages never contain image bytes, embeddings or personal data.
+The codes are what `CaptureRejected.reasons` holds (events, APIs, statistics); messages are
+short human text and never contain image bytes, embeddings or personal data.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Code(StrEnum):
     ID_PHOTO_UNUSABLE = "ID_PHOTO_UNUSABLE"
     # caller errors and storage
     INVALID_REQUEST = "INVALID_REQUEST"
+    FRAMES_MISSING = "FRAMES_MISSING"  # a frame or the ID photo is not in the blob store
+    NOT_ENROLLED = "NOT_ENROLLED"  # spot check of a student without a template
     SEAL_INVALID = "SEAL_INVALID"
     TEMPLATE_INVALID = "TEMPLATE_INVALID"
 

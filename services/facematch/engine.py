@@ -1,12 +1,14 @@
-"""The face-matching API the facematch service calls: `FaceEngine` and its `Outcome`.
+"""The face-matching engine the facematch service, its CLI and re-enrolment call: `FaceEngine`
+and its `Outcome`.
 
 Pipeline per image: decode -> detect (mediapipe) -> exactly one face -> face mesh (yaw, eye
 aspect ratio) -> quality gate -> 5-point alignment (dlib) -> 128-d embedding (dlib ResNet).
-Per capture (a burst of frames): the best frame that passes the quality gate is matched; the
-burst as a whole is checked for liveness when the channel's policy requires it.
+Per capture (a burst of frames): the header of every frame is checked against the pixel budget
+before any frame is decoded; the best frame that passes the quality gate is matched; the burst
+as a whole is checked for liveness when the channel's policy requires it.
 
-Image problems are not exceptions here: they come back as `Outcome.reasons` (error codes of
-`errors.Code`). Caller bugs (unknown channel, no frames) raise `FaceError(INVALID_REQUEST)`.
+Image problems are not exceptions here: they come back as `Outcome.reasons` (codes of
+`reasons.Code`). Caller bugs (unknown channel, no frames) raise `FaceError(INVALID_REQUEST)`.
 """
 
 from __future__ import annotations
@@ -21,16 +23,23 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from . import matching
-from .config import ID_CARD, LIVE, MODEL_VERSION, DecodeLimits, LivenessPolicy, PathConfig
-from .decode import RGBImage, decode_image
-from .detection import FaceBox, FaceDetector, single_face
-from .embedding import Aligned, Embedding, FaceEncoder
-from .errors import Code, FaceError
-from .liveness import FrameSignal, assess_liveness
-from .mesh import FaceMesher, MeshMeasures
-from .quality import QualityReport, measure_quality
-from .templates import Template
+from services.facematch import matching
+from services.facematch.calibration import (
+    ID_CARD,
+    LIVE,
+    MODEL_VERSION,
+    DecodeLimits,
+    LivenessPolicy,
+    PathConfig,
+)
+from services.facematch.decode import RGBImage, decode_image, open_header
+from services.facematch.detection import FaceBox, FaceDetector, single_face
+from services.facematch.embedding import Aligned, Embedding, FaceEncoder
+from services.facematch.liveness import FrameSignal, assess_liveness
+from services.facematch.mesh import FaceMesher, MeshMeasures
+from services.facematch.quality import QualityReport, measure_quality
+from services.facematch.reasons import Code, FaceError
+from services.facematch.templates import Template
 
 __all__ = ["FaceAnalysis", "FaceEngine", "Outcome"]
 
@@ -64,7 +73,7 @@ class Outcome:
     model_version: str = MODEL_VERSION
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-safe view without the embedding (for events, logs and the CLI)."""
+        """JSON-safe view without the embedding (what the CLI prints)."""
         return {
             "accepted": self.accepted,
             "reasons": list(self.reasons),
@@ -154,7 +163,7 @@ class FaceEngine:
 
     def reenrol(self, template: Template, photo: bytes, now: datetime) -> Template:
         """A template of the current model version made from the stored enrolment photo of an
-        old one (see templates.stale_templates). Raises FaceError if the photo is unusable."""
+        old one (listed by `PostgresTemplateRepository.stale`). Raises FaceError if the photo is unusable."""
         analysis = self.analyse(photo)
         if not analysis.quality.ok:
             raise FaceError(analysis.quality.reasons[0], "stored enrolment photo fails the quality gate")
@@ -231,6 +240,11 @@ class FaceEngine:
         limits = self.policy.limits
         if len(frames) > limits.max_frames or (liveness_required and len(frames) < limits.min_frames):
             return _Capture(None, [Code.LIVENESS_FRAME_COUNT], {}, {"required": liveness_required})
+        try:  # every header first: one oversized or broken frame refuses the burst before any decoding
+            for data in frames:
+                open_header(data, self.decode_limits)
+        except FaceError as error:
+            return _Capture(None, [error.code], {}, {"required": liveness_required})
         analyses: list[FaceAnalysis] = []
         for data in frames:
             try:
