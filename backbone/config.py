@@ -7,12 +7,14 @@ start-up fails fast when a secret is missing or still has its development value.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 DEV_SECRET = "00" * 32
 DEV_HASH_KEY = "dev-id-hash-key"
+DEV_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 SERVICE_PORTS: dict[str, tuple[int, int]] = {
     # name: (metrics/health port, HTTP API port)
@@ -65,13 +67,62 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         env=mode,
         database_url=env.get("AID_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/studentaid"),
-        amqp_url=env.get("AID_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        amqp_url=_amqp_url(env, mode == "production"),
         secret_key=secret,
         id_hash_key=hash_key.encode(),
         blob_dir=Path(env.get("AID_BLOB_DIR", "var/blobs")),
         exchange=env.get("AID_EXCHANGE", "aid.events"),
         dead_letter_exchange=env.get("AID_DLX", "aid.dlx"),
     )
+
+
+def _amqp_url(env: dict[str, str], production: bool) -> str:
+    """``AID_AMQP_URL`` (broker address and vhost), with the process's own broker account
+    ``AID_AMQP_USER`` / ``AID_AMQP_PASSWORD`` when given (they replace the URL's credentials)."""
+    url = env.get("AID_AMQP_URL", DEV_AMQP_URL)
+    user, password = env.get("AID_AMQP_USER"), env.get("AID_AMQP_PASSWORD")
+    if (user is None) != (password is None):
+        raise ConfigError("AID_AMQP_USER and AID_AMQP_PASSWORD go together")
+    parts = urllib.parse.urlsplit(url)
+    if user is not None and password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        quoted = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+        url = urllib.parse.urlunsplit(parts._replace(netloc=f"{quoted}@{host}"))
+        parts = urllib.parse.urlsplit(url)
+    if production and (parts.username == "guest" or (parts.username and not parts.password)
+                       or parts.password == "guest"):
+        raise ConfigError("the broker account is guest or has no password: set AID_AMQP_USER and "
+                          "AID_AMQP_PASSWORD (the process's own account, see backbone/topology.py)")
+    return url
+
+
+@dataclass(frozen=True)
+class BrokerSetup:
+    """What ``python -m backbone.topology setup`` needs: the management API with an
+    administrator's credentials, the vhost, and the password of each process's broker user."""
+
+    admin_url: str
+    admin_user: str
+    vhost: str
+    passwords: dict[str, str]
+
+
+def broker_setup(environ: dict[str, str] | None = None) -> BrokerSetup:
+    """``AID_BROKER_ADMIN_URL`` (``http://user:password@host:15672``, default the local guest),
+    the vhost of ``AID_AMQP_URL``, and ``AID_AMQP_PASSWORD_<PROCESS>`` for every process of
+    :data:`SERVICE_PORTS` (``AID_AMQP_PASSWORD_RELAY`` ...): required, never empty."""
+    env = os.environ if environ is None else environ
+    admin_url = env.get("AID_BROKER_ADMIN_URL", "http://guest:guest@127.0.0.1:15672")
+    path = urllib.parse.urlsplit(env.get("AID_AMQP_URL", DEV_AMQP_URL)).path
+    vhost = urllib.parse.unquote(path[1:]) if path not in ("", "/") else "/"
+    passwords = {}
+    for process in SERVICE_PORTS:
+        value = env.get(f"AID_AMQP_PASSWORD_{process.upper()}", "")
+        if not value:
+            raise ConfigError(f"AID_AMQP_PASSWORD_{process.upper()} is missing or empty")
+        passwords[process] = value
+    admin_user = urllib.parse.unquote(urllib.parse.urlsplit(admin_url).username or "guest")
+    return BrokerSetup(admin_url=admin_url, admin_user=admin_user, vhost=vhost, passwords=passwords)
 
 
 def ports(service: str, environ: dict[str, str] | None = None) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -224,6 +224,13 @@ def read_stream_in(conn: Any, stream: str) -> list[Envelope]:
     return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
 
 
+def read_event(conn: Any, event_id: uuid.UUID) -> Envelope | None:
+    """The logged event ``event_id``, upcast, or None if the log has no such event (one lookup on
+    the unique index of ``events.event_id``). Consumers handle this copy, never a message body."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", (event_id,)).fetchone()
+    return _upcast(row_to_envelope(row)) if row is not None else None
+
+
 def mark_processed(conn: Any, consumer: str, envelope: Envelope) -> bool:
     """Record that ``consumer`` handled ``envelope``, in the caller's transaction.
 
@@ -292,9 +299,3 @@ class PostgresEventStore(EventStore):
             row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
         return int(row[0])
 
-
-def stream_versions(events: Iterable[Envelope]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for e in events:
-        out[e.stream] = max(out.get(e.stream, 0), e.stream_version)
-    return out

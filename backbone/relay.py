@@ -9,6 +9,9 @@ A PostgreSQL advisory lock elects one active relay per name; a second one waits 
 standby and takes over when the first dies. ``LISTEN aid_events`` wakes the relay as soon
 as an append commits; a poll every ``idle_wait`` seconds covers a lost notification.
 
+The relay's broker user may publish to ``aid.events`` and do nothing else (see
+:mod:`backbone.topology`); it is the only one allowed to publish there.
+
 Run: ``python -m backbone.relay`` (Ctrl-C or SIGTERM stops it after the current batch).
 """
 
@@ -30,7 +33,7 @@ import psycopg
 
 from backbone import config, observability
 from backbone.eventstore import _COLUMNS, NOTIFY_CHANNEL, row_to_envelope
-from backbone.topology import declare_base
+from backbone.topology import check_base
 
 log = logging.getLogger("aid.relay")
 LOCK_BASE = 727_100
@@ -62,7 +65,7 @@ class ConfirmingPublisher:
         self.conn = amqp.Connection(**_amqp_params(url))
         self.conn.connect()
         self.channel = self.conn.channel()
-        declare_base(self.channel, exchange, dlx)
+        check_base(self.channel, exchange, dlx)  # declared by the broker set-up; the relay may only publish
         self.exchange = exchange
         self._pending: set[int] = set()
         self._nacked = False

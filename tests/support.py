@@ -2,7 +2,14 @@
 
 Everything here talks to the real PostgreSQL (127.0.0.1:5432) and RabbitMQ (127.0.0.1:5672)
 of the machine. Each test session gets its own database and vhost, dropped at the end, so a
-running development system is never touched.
+running development system is never touched. ``AID_TEST_PG`` (the one variable for the test
+database server: an administrator's DSN) and ``AID_TEST_AMQP`` (the broker, as an administrator)
+point elsewhere. A server that does not answer fails the tests: they never skip.
+
+A throwaway vhost is set up like production (:func:`backbone.topology.setup_broker`): a broker
+user per process with least privilege, named after the vhost, removed with it. Relay and
+services run as their own user; the vhost URL a test gets is the administrator's (for tests that
+publish or read as an operator, or as an attacker).
 """
 
 from __future__ import annotations
@@ -10,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,6 +36,8 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("AID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("AID_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+#: services of the tests (not in production) that consume events, so need a user and a DLQ
+TEST_CONSUMERS = ("probe",)
 
 
 _next_port = 20000 + (os.getpid() * 37) % 8000
@@ -68,15 +79,49 @@ def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[s
     return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=check, timeout=120)
 
 
+class VhostUrl(str):
+    """The administrator's AMQP URL of a throwaway vhost, knowing the vhost's process users."""
+
+    vhost: str
+    users: dict[str, tuple[str, str]]  # process -> (user, password)
+
+    def credentials(self, process: str) -> dict[str, str]:
+        """The environment that makes ``process`` connect as its own broker user."""
+        user, password = self.users[process]
+        return {"AID_AMQP_USER": user, "AID_AMQP_PASSWORD": password}
+
+    def url_for(self, process: str) -> str:
+        user, password = self.users[process]
+        parts = urllib.parse.urlsplit(str(self))
+        host = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
+def broker_admin() -> Any:
+    """The management API of the test broker, as the administrator of ``AID_TEST_AMQP``."""
+    from backbone.topology import ManagementApi
+
+    parts = urllib.parse.urlsplit(AMQP_BASE)
+    return ManagementApi(f"http://{parts.username or 'guest'}:{parts.password or 'guest'}@"
+                         f"{parts.hostname or '127.0.0.1'}:15672")
+
+
 @contextlib.contextmanager
-def throwaway_vhost() -> Iterator[str]:
+def throwaway_vhost() -> Iterator[VhostUrl]:
+    from backbone.topology import PROCESSES, delete_users, setup_broker, user_name
+
     vhost = f"aid_test_{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    users = {p: (user_name(p, f".{vhost}"), secrets.token_hex(16)) for p in (*PROCESSES, *TEST_CONSUMERS)}
+    api = broker_admin()
+    admin = urllib.parse.unquote(urllib.parse.urlsplit(AMQP_BASE).username or "guest")
     try:
-        yield f"{AMQP_BASE}/{vhost}"
+        setup_broker(api, vhost, users, consumers=TEST_CONSUMERS, admin=admin)
+        url = VhostUrl(f"{AMQP_BASE}/{vhost}")
+        url.vhost, url.users = vhost, users
+        yield url
     finally:
-        rabbitmqctl("delete_vhost", vhost, check=False)
+        api.call("DELETE", f"/vhosts/{urllib.parse.quote(vhost, safe='')}", ok_missing=True)
+        delete_users(api, [user for user, _ in users.values()])
 
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 10, token: str | None = None,
@@ -182,6 +227,16 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def service_name(target: str) -> str:
+    """The nameko service name of ``target`` (a service, or ``module:SERVICE`` of a test service)."""
+    if ":" not in target:
+        return target
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return str(getattr(importlib.import_module(module), attr).name)
+
+
 class System:
     """Relay and services started as processes against one database and one vhost."""
 
@@ -212,18 +267,22 @@ class System:
         claims = person_claims(role, sub, **area)
         return mint(load_or_create_key(self.key_file), self.issuer_url, "studentaid", claims, ttl)
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self, *, process: str | None = None, **extra: str) -> dict[str, str]:
+        """Environment of a process; with ``process``, it connects to the broker as that
+        process's own user (else as the vhost's administrator, like an operator)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AID_")}
         env.update(AID_AUTH_ISSUER=self.issuer_url, AID_AUTH_KEY_FILE=str(self.key_file))
         env.update(AID_DATABASE_URL=self.database_url, AID_AMQP_URL=self.amqp_url,
                    AID_BLOB_DIR=str(self.tmp / "blobs"), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        if process is not None and isinstance(self.amqp_url, VhostUrl):
+            env.update(self.amqp_url.credentials(process))
         env.update(extra)
         return env
 
     def relay(self, name: str = "relay", **extra: str) -> Proc:
         port = free_port()
-        proc = Proc(["-m", "backbone.relay"], self.env(AID_METRICS_PORT=str(port), **extra), name, port,
-                    log_dir=self.tmp)
+        proc = Proc(["-m", "backbone.relay"], self.env(process="relay", AID_METRICS_PORT=str(port), **extra), name,
+                    port, log_dir=self.tmp)
         self.procs[name] = proc
         return proc
 
@@ -232,7 +291,8 @@ class System:
         self.start_issuer()
         metrics, api = free_port(), free_port()
         proc = Proc(["-m", module, service],
-                    self.env(AID_METRICS_PORT=str(metrics), AID_API_PORT=str(api), **extra),
+                    self.env(process=service_name(service), AID_METRICS_PORT=str(metrics), AID_API_PORT=str(api),
+                             **extra),
                     name or service, metrics, api, log_dir=self.tmp)
         self.procs[name or service] = proc
         return proc
