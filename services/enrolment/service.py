@@ -165,7 +165,8 @@ class EnrolmentService(EdgeService):
             semesters=list(view.enrolled_semesters))
 
     # ------------------------------------------------------------------------- captures
-    # Photos are stored only once every check that can refuse the request has passed.
+    # Photos are stored only once every check that can refuse the request has passed, and removed
+    # again (those this request created) if the event cannot be recorded.
 
     @route("POST", "/enrolments", roles=("terminal",), body=SubmitEnrolment, returns=Submitted, status=202,
            idempotent=True, max_body=CAPTURE_MAX_BODY)
@@ -175,10 +176,12 @@ class EnrolmentService(EdgeService):
         student = student_for(call, self.store, command.student_id)
         station = domain.Station(school_id=str(call.caller.school), terminal_id=str(call.caller.terminal))
         domain.check_capture(student, station)
-        frames = [self.blobs.put(frame) for frame in command.frames]
-        id_photo = self.blobs.put(command.id_photo)
-        event = domain.submit_enrolment(student, command, station, frames, id_photo, config.now())
-        self.store.record(event, domain.capture_stream(event.capture_id), call.actor(), expected_version=0)
+        with self.blobs.staged() as photos:  # a failure from here on removes the photos stored
+            frames = [photos.put(frame) for frame in command.frames]
+            id_photo = photos.put(command.id_photo)
+            event = domain.submit_enrolment(student, command, station, frames, id_photo, config.now())
+            self.store.record(event, domain.capture_stream(event.capture_id), call.actor(),
+                              expected_version=0)
         return 202, Submitted(capture_id=event.capture_id, status="submitted")
 
     @route("POST", "/enrolments/evidence", roles=("terminal", *STAFF), body=FileEvidence,
@@ -188,10 +191,11 @@ class EnrolmentService(EdgeService):
         command: FileEvidence = call.body
         student = student_for(call, self.store, command.student_id)
         domain.check_evidence(student)
-        ref = self.blobs.put(command.evidence_photo)
-        event = domain.file_evidence(student, command, ref, config.now())
-        self.store.record(event, student_stream(event.student_id), call.actor(),
-                          expected_version=student.version)
+        with self.blobs.staged() as photos:
+            ref = photos.put(command.evidence_photo)
+            event = domain.file_evidence(student, command, ref, config.now())
+            self.store.record(event, student_stream(event.student_id), call.actor(),
+                              expected_version=student.version)
         return 201, EvidenceFiled(student_id=event.student_id, mode=event.mode)
 
     # ------------------------------------------------------------------------- face-matching results

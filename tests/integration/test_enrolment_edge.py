@@ -59,8 +59,8 @@ def image(label: str) -> str:
     return base64.b64encode(b"\xff\xd8\xff\xe0" + label.encode() * 20).decode()
 
 
-def capture_body(student_id: str, label: str, frames: int = 3, **over: Any) -> dict[str, Any]:
-    body = {"student_id": student_id, "frames": [image(f"{label}-{i}") for i in range(frames)],
+def capture_body(student_id: str, label: str, count: int = 3, **over: Any) -> dict[str, Any]:
+    body = {"student_id": student_id, "frames": [image(f"{label}-{i}") for i in range(count)],
             "id_photo": image(f"{label}-id")}
     body.update(over)
     return body
@@ -161,7 +161,7 @@ def test_terminal_credentials_rotation_and_revocation(system: System, enrolment:
     assert refused(enrolment.api("POST", "/terminals/T9/secret", token=ops)) == (404, "UNKNOWN_TERMINAL")
 
     # revocation: no new token from the issuer, and the live token is refused within seconds
-    probe = capture_body("NOPE1", "probe", frames=1)
+    probe = capture_body("NOPE1", "probe", count=1)
     assert refused(enrolment.api("POST", "/enrolments", probe, token=old_token)) == (404, "UNKNOWN_STUDENT")
     assert refused(enrolment.api("POST", "/terminals/T1/revoke", {}, token=ops)) == (422, "INVALID_REQUEST")
     status, answer = enrolment.api("POST", "/terminals/T1/revoke", {"reason": "stolen"}, token=ops)
@@ -247,7 +247,7 @@ BAD_REGISTRATIONS: list[tuple[dict[str, Any], tuple[int, str]]] = [
 def test_bad_registrations_are_refused_with_a_code_and_never_echoed(system: System, enrolment: Proc) -> None:
     staff = school_token(system, "SC1")
     for over, expected in BAD_REGISTRATIONS:
-        answer = enrolment.api("POST", "/students", student_body("A0001", 1, "SC1", **over), token=staff)
+        answer = enrolment.api("POST", "/students", {**student_body("A0001", 1, "SC1"), **over}, token=staff)
         assert refused(answer) == expected, (over, answer)
         text = str(answer[1])
         assert "110101200703070011" not in text and "11010120071307001X" not in text and "王" not in text
