@@ -1,50 +1,70 @@
-"""Routine (例行) and targeted (定向) spot checks as pure rules over a check's stream.
+"""Routine (例行) and targeted (定向) spot checks as pure rules over the log.
 
 A check is announced on the day, opens at 10:00 or later and closes by 15:00 (Asia/Shanghai),
-never longer than 5 hours. Captures outside the window are refused. The school marks absences
-(leave, cognitive or shadowing internship); a terminal records a forced pass after three
-failed confirmations, with an evidence photo.
+never longer than 5 hours. Provincial, city and county authorities open routine checks (a city
+or county names its schools; only the province may check every school); only the province opens
+targeted checks, on named students of directly administered schools (直属学校). Captures outside
+the window are refused. The school marks absences (leave, cognitive or shadowing internship); a
+terminal records a forced pass after three failed confirmations, with an evidence photo. A
+school publishes a month's results once; the objection period starts from that day.
+
+The functions take the typed commands of :mod:`services.spotcheck.commands`, the read models of
+the log and who acts (level, device), and return the event to record or raise a
+:class:`~backbone.errors.DomainError`. Streams are named here, one function per stream.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Literal
 
 from backbone.errors import Conflict, DomainError, Forbidden, NotFound
-from contracts.calendar import SHANGHAI, semester_of
+from contracts.calendar import SHANGHAI, local_date, parse_month, semester_of
 from contracts.envelope import Envelope
 from contracts.events import (
     AbsenceMarked,
     CaptureSubmitted,
+    Channel,
     CheckClosed,
     CheckOpened,
     ForcedPassRecorded,
     MonthResultsPublished,
 )
+from contracts.students import SchoolView, StudentView
+from services.spotcheck.commands import ForcePass, MarkAbsence, OpenCheck, PublishResults, SubmitCapture
 
 EARLIEST_OPEN = time(10, 0)
 LATEST_CLOSE = time(15, 0)
 MAX_DURATION = timedelta(hours=5)
 FORCED_PASS_ATTEMPTS = 3
-ABSENCE_REASONS = ("leave", "cognitive_internship", "shadowing_internship")
 LEAVE_REPORT_LIMIT = timedelta(hours=2)
+CLOCK_SKEW = timedelta(minutes=5)
+LEVELS = ("province", "city", "county")
+Status = Literal["submitted", "verified", "rejected"]
+
+
+# ----------------------------------------------------------------------------- streams
 
 
 def check_stream(check_id: str) -> str:
+    """A check: opened, absences, forced passes, closed."""
     return f"check-{check_id}"
 
 
-def parse_instant(value: Any, name: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise DomainError("BAD_TIME", f"{name} is not an ISO-8601 instant") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=SHANGHAI)  # local school time when no offset is given
-    return parsed
+def capture_stream(capture_id: str) -> str:
+    """One capture: submitted, then facematch's verdict."""
+    return f"capture-{capture_id}"
+
+
+def results_stream(school_id: str, month: str) -> str:
+    """A school's publication of one month's results."""
+    return f"results-{school_id}-{month}"
+
+
+# ----------------------------------------------------------------------------- read models
 
 
 @dataclass
@@ -52,14 +72,15 @@ class CheckView:
     check_id: str
     opened: CheckOpened | None = None
     closed: bool = False
+    forced: set[str] = field(default_factory=set)
     version: int = 0
 
     def window(self) -> tuple[datetime, datetime]:
-        assert self.opened is not None
-        return parse_instant(self.opened.opens_at, "opens_at"), parse_instant(self.opened.closes_at, "closes_at")
+        check = require_open(self)
+        return datetime.fromisoformat(check.opens_at), datetime.fromisoformat(check.closes_at)
 
 
-def check_view(check_id: str, events: list[Envelope]) -> CheckView:
+def check_view(check_id: str, events: Iterable[Envelope]) -> CheckView:
     view = CheckView(check_id)
     for e in events:
         view.version = e.stream_version
@@ -67,36 +88,46 @@ def check_view(check_id: str, events: list[Envelope]) -> CheckView:
             view.opened = CheckOpened(**e.payload)
         elif e.type == "CheckClosed":
             view.closed = True
+        elif e.type == "ForcedPassRecorded":
+            view.forced.add(str(e.payload["student_id"]))
     return view
 
 
-def open_check(body: dict[str, Any]) -> CheckOpened:
-    opens = parse_instant(body.get("opens_at"), "opens_at")
-    closes = parse_instant(body.get("closes_at"), "closes_at")
-    lo, lc = opens.astimezone(SHANGHAI), closes.astimezone(SHANGHAI)
-    if lo.date() != lc.date():
-        raise DomainError("BAD_WINDOW", "a check opens and closes on the same day")
-    if lo.time() < EARLIEST_OPEN or lc.time() > LATEST_CLOSE:
-        raise DomainError("BAD_WINDOW", "a check runs within 10:00-15:00 Asia/Shanghai")
-    if not lo < lc or lc - lo > MAX_DURATION:
-        raise DomainError("BAD_WINDOW", "a check closes after it opens and lasts at most 5 hours")
-    kind = body.get("kind", "routine")
-    initiated_by = body.get("initiated_by", "province")
-    if kind not in ("routine", "targeted") or initiated_by not in ("province", "city", "county"):
-        raise DomainError("BAD_FIELD", "kind is routine|targeted; initiated_by is province|city|county")
-    students = body.get("student_ids")
-    if kind == "targeted":
-        if initiated_by != "province":
-            raise Forbidden("TARGETED_BY_PROVINCE", "targeted checks are started by the provincial authority")
-        if not students:
-            raise DomainError("MISSING_FIELD", "a targeted check names its student_ids")
-    schools = body.get("school_ids")
-    return CheckOpened(
-        check_id=str(body.get("check_id") or uuid.uuid4()), kind=kind, semester=semester_of(lo),
-        month=f"{lo.year:04d}-{lo.month:02d}", opens_at=lo.isoformat(), closes_at=lc.isoformat(),
-        initiated_by=initiated_by, school_ids=[str(s) for s in schools] if schools else None,
-        student_ids=[str(s) for s in students] if students else None,
-    )
+@dataclass(frozen=True)
+class CaptureState:
+    """A capture and facematch's verdict on it, if any yet."""
+
+    submitted: CaptureSubmitted
+    status: Status = "submitted"
+    reasons: tuple[str, ...] = ()
+    decided_at: datetime | None = None
+
+
+def capture_state(capture_id: str, events: Iterable[Envelope]) -> CaptureState:
+    state: CaptureState | None = None
+    for e in events:
+        if e.type == "CaptureSubmitted":
+            state = CaptureState(CaptureSubmitted(**e.payload))
+        elif state is not None and e.type == "CaptureVerified":
+            state = CaptureState(state.submitted, "verified", (), e.recorded_at)
+        elif state is not None and e.type == "CaptureRejected":
+            reasons = tuple(str(r) for r in e.payload.get("reasons", ()))
+            state = CaptureState(state.submitted, "rejected", reasons, e.recorded_at)
+    if state is None:
+        raise NotFound("UNKNOWN_CAPTURE", f"no capture {capture_id}")
+    return state
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a capture comes from, as the caller's credential says: the school's terminal, or
+    the student's app."""
+
+    channel: Channel
+    terminal_id: str | None = None
+
+
+# ----------------------------------------------------------------------------- rules
 
 
 def require_open(view: CheckView) -> CheckOpened:
@@ -107,68 +138,196 @@ def require_open(view: CheckView) -> CheckOpened:
 
 def in_scope(check: CheckOpened, student_id: str, school_id: str) -> bool:
     if check.kind == "targeted":
-        return student_id in (check.student_ids or [])
+        in_schools = check.school_ids is None or school_id in check.school_ids
+        return student_id in (check.student_ids or []) and in_schools
     return check.school_ids is None or school_id in check.school_ids
 
 
-def submit_capture(view: CheckView, student_id: str, school_id: str, enrolled: bool, channel: str,
-                   frame_refs: list[str], terminal_id: str | None, at: datetime, attempt: int) -> CaptureSubmitted:
-    check = require_open(view)
-    opens, closes = view.window()
-    if view.closed or not opens <= at <= closes:
-        raise Conflict("CAPTURE_OUTSIDE_WINDOW",
-                       f"check {view.check_id} accepts captures from {check.opens_at} to {check.closes_at}")
-    if not in_scope(check, student_id, school_id):
-        raise Forbidden("NOT_IN_SCOPE", f"student {student_id} is not part of check {view.check_id}")
-    if not enrolled:
-        raise Conflict("NOT_ENROLLED", "the student has no face enrolment; captures cannot be matched")
-    if channel not in ("terminal", "app") or (channel == "terminal" and not terminal_id):
-        raise DomainError("BAD_CHANNEL", "channel is app, or terminal with a terminal_id")
-    if not 1 <= len(frame_refs) <= 10:
-        raise DomainError("BAD_FRAMES", "send 1..10 frames")
-    return CaptureSubmitted(
-        capture_id=str(uuid.uuid4()), student_id=student_id, school_id=school_id, purpose="spot_check",
-        channel=channel, frame_refs=frame_refs, captured_at=at.isoformat(), check_id=view.check_id,  # type: ignore[arg-type]
-        terminal_id=terminal_id, attempt=attempt,
+def enrolled_for(student: StudentView, semester: str) -> bool:
+    """Has the student a face enrolment that counts in ``semester``? A provisional one (identity
+    not confirmed) counts for the semester it was made in only."""
+    if student.enrolled_mode is None:
+        return False
+    return student.enrolled_mode != "provisional" or semester in student.enrolled_semesters
+
+
+def _school_of(student: StudentView) -> str:
+    if student.registered is None:
+        raise NotFound("UNKNOWN_STUDENT", f"no registered student {student.student_id}")
+    return student.registered.school.school_id
+
+
+def _unique(ids: Sequence[str] | None) -> list[str] | None:
+    return None if ids is None else list(dict.fromkeys(ids))
+
+
+def open_check(command: OpenCheck, level: str, now: datetime) -> CheckOpened:
+    """The check an authority of ``level`` opens. Targets and areas are checked by
+    :func:`require_targets` and the edge (each named school inside the caller's area)."""
+    if level not in LEVELS:
+        raise Forbidden("AUTHORITY_ONLY", "checks are opened by the province, a city or a county")
+    opens, closes = command.opens_at.astimezone(SHANGHAI), command.closes_at.astimezone(SHANGHAI)
+    if opens.date() != closes.date():
+        raise DomainError("BAD_WINDOW", "a check opens and closes on the same day")
+    if opens.time() < EARLIEST_OPEN or closes.time() > LATEST_CLOSE:
+        raise DomainError("BAD_WINDOW", "a check runs within 10:00-15:00 Asia/Shanghai")
+    if not opens < closes or closes - opens > MAX_DURATION:
+        raise DomainError("BAD_WINDOW", "a check closes after it opens and lasts at most 5 hours")
+    if opens.date() != local_date(now):
+        raise Conflict("NOT_TODAY", "a check is announced on the day it runs (Asia/Shanghai)")
+    if closes <= now:
+        raise Conflict("WINDOW_PASSED", "the check's window has ended already")
+    schools, students = _unique(command.school_ids), _unique(command.student_ids)
+    if schools is not None and not schools:  # never "everyone": that is school_ids omitted
+        raise DomainError("NO_SCHOOLS", "school_ids names at least one school, or is omitted")
+    if command.kind == "targeted":
+        if level != "province":
+            raise Forbidden("TARGETED_BY_PROVINCE", "targeted checks are started by the provincial authority")
+        if not students:
+            raise DomainError("MISSING_FIELD", "a targeted check names its student_ids")
+        if schools is not None:
+            raise DomainError("BAD_FIELD", "a targeted check names students, not schools")
+    else:
+        if students is not None:
+            raise DomainError("BAD_FIELD", "student_ids are for targeted checks")
+        if schools is None and level != "province":
+            raise DomainError("SCHOOLS_REQUIRED", "a city or county check names its schools (school_ids)")
+    return CheckOpened(
+        check_id=str(uuid.uuid4()), kind=command.kind, semester=semester_of(opens),
+        month=f"{opens.year:04d}-{opens.month:02d}", opens_at=opens.isoformat(), closes_at=closes.isoformat(),
+        initiated_by=level,  # type: ignore[arg-type]  # one of LEVELS, checked above
+        school_ids=schools, student_ids=students,
     )
 
 
-def mark_absence(view: CheckView, student_id: str, school_id: str, reason: str,
-                 reported_at: datetime) -> tuple[AbsenceMarked, list[str]]:
-    """The absence, and warnings (a leave reported after 2 hours will not excuse the student)."""
+def require_targets(check: CheckOpened, students: Mapping[str, StudentView],
+                    schools: Mapping[str, SchoolView]) -> None:
+    """A targeted check's students are registered, at directly administered schools."""
+    for student_id in check.student_ids or ():
+        student = students.get(student_id, StudentView(student_id))
+        school = schools.get(_school_of(student))
+        if school is None or school.registered is None or not school.registered.directly_administered:
+            raise DomainError("NOT_DIRECTLY_ADMINISTERED",
+                              f"student {student_id} is not at a directly administered school (直属学校);"
+                              " targeted checks reach those only")
+
+
+def closers_schools(view: CheckView, level: str) -> list[str]:
+    """Who may close: the level that opened the check, or the province. Returns the schools a
+    city or county closer must cover (all of the check's)."""
     check = require_open(view)
-    if reason not in ABSENCE_REASONS:
-        raise DomainError("BAD_REASON", f"reason is one of {list(ABSENCE_REASONS)}")
-    if not in_scope(check, student_id, school_id):
-        raise Forbidden("NOT_IN_SCOPE", f"student {student_id} is not part of check {view.check_id}")
-    warnings = []
-    if reason == "leave" and reported_at - view.window()[0] > LEAVE_REPORT_LIMIT:
-        warnings.append("LATE_LEAVE_REPORT: reported more than 2 hours after the check opened; it will not excuse")
-    return AbsenceMarked(check_id=view.check_id, student_id=student_id, school_id=school_id,
-                         reason=reason, reported_at=reported_at.isoformat()), warnings  # type: ignore[arg-type]
+    if level == "province":
+        return []
+    if level != check.initiated_by or check.school_ids is None:
+        raise Forbidden("NOT_CHECK_OWNER", "a check is closed by the level that opened it, or the province")
+    return list(check.school_ids)
 
 
-def force_pass(view: CheckView, student_id: str, school_id: str, terminal_id: str, failed_attempts: int,
-               evidence_ref: str, at: datetime) -> ForcedPassRecorded:
-    require_open(view)
-    opens, closes = view.window()
-    if not opens <= at <= closes:
-        raise Conflict("CAPTURE_OUTSIDE_WINDOW", "a forced pass is recorded while the check is open")
-    if failed_attempts < FORCED_PASS_ATTEMPTS:
-        raise Conflict("FORCED_PASS_TOO_EARLY",
-                       f"{failed_attempts} failed terminal confirmations; a forced pass needs {FORCED_PASS_ATTEMPTS}")
-    return ForcedPassRecorded(check_id=view.check_id, student_id=student_id, school_id=school_id,
-                              terminal_id=terminal_id, attempts=failed_attempts, evidence_ref=evidence_ref)
-
-
-def close_check(view: CheckView, at: datetime) -> CheckClosed:
-    require_open(view)
+def close_check(view: CheckView, level: str, at: datetime) -> CheckClosed:
+    closers_schools(view, level)
     if view.closed:
         raise Conflict("ALREADY_CLOSED", f"check {view.check_id} is closed already")
     return CheckClosed(check_id=view.check_id, closed_at=at.isoformat())
 
 
-def publish_results(school_id: str, month: str, at: datetime) -> MonthResultsPublished:
-    if len(month) != 7 or month[4] != "-":
-        raise DomainError("BAD_MONTH", "month is YYYY-MM")
-    return MonthResultsPublished(school_id=school_id, month=month, published_on=at.astimezone(SHANGHAI).date().isoformat())
+def _require_window(view: CheckView, at: datetime, what: str) -> CheckOpened:
+    check = require_open(view)
+    opens, closes = view.window()
+    if view.closed or not opens <= at <= closes:
+        raise Conflict("CAPTURE_OUTSIDE_WINDOW",
+                       f"check {view.check_id} takes {what} from {check.opens_at} to {check.closes_at}")
+    return check
+
+
+def _require_in_scope(check: CheckOpened, student_id: str, school_id: str) -> None:
+    if not in_scope(check, student_id, school_id):
+        raise Forbidden("NOT_IN_SCOPE", f"student {student_id} is not part of check {check.check_id}")
+
+
+def submit_capture(view: CheckView, command: SubmitCapture, student: StudentView, device: Device,
+                   frame_refs: Sequence[str], at: datetime) -> CaptureSubmitted:
+    """A check-in capture, decided before any frame is stored (``frame_refs`` are the references
+    the frames will be stored under)."""
+    check = _require_window(view, at, "captures")
+    school_id = _school_of(student)
+    _require_in_scope(check, student.student_id, school_id)
+    if not enrolled_for(student, check.semester):
+        raise Conflict("NOT_ENROLLED",
+                       "the student has no face enrolment for this semester; captures cannot be matched")
+    if device.channel == "terminal" and not device.terminal_id:
+        raise DomainError("BAD_CHANNEL", "a terminal capture names its terminal")
+    if not 1 <= len(frame_refs) <= 10 or len(frame_refs) != len(command.frames):
+        raise DomainError("BAD_FRAMES", "send 1..10 frames")
+    return CaptureSubmitted(
+        capture_id=str(uuid.uuid4()), student_id=student.student_id, school_id=school_id,
+        purpose="spot_check", channel=device.channel, frame_refs=list(frame_refs), captured_at=at.isoformat(),
+        check_id=view.check_id, terminal_id=device.terminal_id if device.channel == "terminal" else None,
+        attempt=command.attempt,
+    )
+
+
+def mark_absence(view: CheckView, command: MarkAbsence, student: StudentView,
+                 at: datetime) -> tuple[AbsenceMarked, list[str]]:
+    """The absence, and warnings (a leave reported after 2 hours will not excuse the student)."""
+    check = require_open(view)
+    school_id = _school_of(student)
+    _require_in_scope(check, student.student_id, school_id)
+    reported = command.reported_at or at
+    if reported > at + CLOCK_SKEW:
+        raise DomainError("BAD_TIME", "reported_at is in the future")
+    warnings = []
+    if command.reason == "leave" and reported - view.window()[0] > LEAVE_REPORT_LIMIT:
+        warnings.append("LATE_LEAVE_REPORT: reported more than 2 hours after the check opened;"
+                        " it will not excuse")
+    return AbsenceMarked(check_id=view.check_id, student_id=student.student_id, school_id=school_id,
+                         reason=command.reason, reported_at=reported.isoformat()), warnings
+
+
+def failed_terminal_attempts(verdicts: Iterable[Envelope], check_id: str, student_id: str) -> int:
+    """Failed confirmations at a terminal: captures of ``student_id`` in the check, taken at a
+    terminal, that face matching rejected (each capture once)."""
+    failed = {
+        str(e.payload.get("capture_id")) for e in verdicts
+        if e.type == "CaptureRejected" and e.payload.get("channel") == "terminal"
+        and e.payload.get("check_id") == check_id and e.payload.get("student_id") == student_id
+    }
+    return len(failed)
+
+
+def force_pass(view: CheckView, command: ForcePass, student: StudentView, terminal_id: str,
+               verdicts: Sequence[Envelope], evidence_ref: str, at: datetime) -> ForcedPassRecorded:
+    """A forced pass (强行确认通过) after three failed terminal confirmations, counted from the
+    verdicts in the log; decided before the evidence photo is stored."""
+    check = _require_window(view, at, "forced passes")
+    school_id = _school_of(student)
+    _require_in_scope(check, student.student_id, school_id)
+    if student.student_id in view.forced:
+        raise Conflict("ALREADY_FORCED",
+                       f"student {student.student_id} was force-passed in this check already")
+    if any(e.type == "CaptureVerified" and e.payload.get("check_id") == view.check_id for e in verdicts):
+        raise Conflict("ALREADY_PASSED", f"student {student.student_id} passed this check already")
+    failed = failed_terminal_attempts(verdicts, view.check_id, student.student_id)
+    if failed < FORCED_PASS_ATTEMPTS:
+        raise Conflict("FORCED_PASS_TOO_EARLY",
+                       f"{failed} failed terminal confirmations; a forced pass needs {FORCED_PASS_ATTEMPTS}")
+    return ForcedPassRecorded(check_id=view.check_id, student_id=student.student_id, school_id=school_id,
+                              terminal_id=terminal_id, attempts=failed, evidence_ref=evidence_ref)
+
+
+def publish_results(command: PublishResults, previous: Iterable[Envelope],
+                    at: datetime) -> MonthResultsPublished:
+    """A school's month results, published once (the first publication starts the objection
+    period), not before the month has begun."""
+    try:
+        year, month = parse_month(command.month)
+    except ValueError:
+        raise DomainError("BAD_MONTH", "month is YYYY-MM: a year in 2000..2100, a month in 01..12") from None
+    today = local_date(at)
+    if (year, month) > (today.year, today.month):
+        raise Conflict("MONTH_NOT_STARTED",
+                       f"the results of {command.month} cannot be published before it begins")
+    if any(e.type == "MonthResultsPublished" for e in previous):
+        raise Conflict("ALREADY_PUBLISHED", f"the {command.month} results of school {command.school_id}"
+                                            " were published already")
+    return MonthResultsPublished(school_id=command.school_id, month=command.month,
+                                 published_on=today.isoformat())

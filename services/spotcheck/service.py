@@ -1,109 +1,209 @@
-"""spotcheck service: opens and closes checks, takes check-in captures, absences, forced passes."""
+"""spotcheck service: opens and closes checks, takes check-in captures and answers their
+verdicts, marks absences, records forced passes, publishes a school's month results.
+
+Every write is recorded as the caller (``call.actor()``); the level that opens a check, the
+school, the terminal and the channel of a capture come from the caller's credential. Photos
+are stored only once every rule that can refuse the request has passed, and removed again if
+recording the event then fails.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import time
 
-from nameko.web.handlers import http
+import eventlet
+from eventlet.semaphore import Semaphore
 
 from backbone import config
-from backbone.http import endpoint, read_images, read_json
+from backbone.auth import AUTHORITIES
+from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
-from contracts import Actor, build_envelope
-from services.enrolment.domain import require_student, student_stream, student_view
+from contracts.reasons import describe
+from contracts.students import (
+    SchoolView,
+    StudentView,
+    school_stream,
+    school_view,
+    student_stream,
+    student_view,
+)
 from services.spotcheck import domain
+from services.spotcheck.commands import (
+    AbsenceAnswer,
+    Accepted,
+    CheckAnswer,
+    Closed,
+    ForcedPass,
+    ForcePass,
+    MarkAbsence,
+    OpenCheck,
+    Published,
+    PublishResults,
+    Reason,
+    SubmitCapture,
+    Verdict,
+    WaitQuery,
+)
+
+CAPTURE_MAX_BODY = 16 * 1024 * 1024
+EVIDENCE_MAX_BODY = 9 * 1024 * 1024
+VERDICT_READERS = ("terminal", "school", "student", *AUTHORITIES, "auditor")
+POLL_SECONDS = (0.2, 0.3, 0.5, 0.75)
+MAX_POLL_SECONDS = 1.0
+# Long polls sleep without a worker's database connection, but each holds a nameko worker: at
+# most this many wait at once (the others are answered at once), so requests always find one.
+MAX_WAITING = 32
+_waiting = Semaphore(MAX_WAITING)
 
 
-class SpotcheckService:
+def verdict_answer(state: domain.CaptureState) -> Verdict:
+    capture = state.submitted
+    reasons = [Reason(code=code, message_zh=zh, message_en=en)
+               for code in state.reasons for zh, en in [describe(code)]]
+    return Verdict(capture_id=capture.capture_id, status=state.status, reasons=reasons,
+                   student_id=capture.student_id, school_id=capture.school_id, check_id=capture.check_id,
+                   channel=capture.channel, attempt=capture.attempt, captured_at=capture.captured_at,
+                   decided_at=state.decided_at.isoformat() if state.decided_at else None)
+
+
+class SpotcheckService(EdgeService):
     name = "spotcheck"
+    max_workers = MAX_WAITING + 32
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
 
     def _check(self, check_id: str) -> domain.CheckView:
         return domain.check_view(check_id, self.store.read_stream(domain.check_stream(check_id)))
 
-    def _student(self, body: dict[str, Any]) -> tuple[str, str, bool]:
-        student_id, school_id = str(body.get("student_id", "")), str(body.get("school_id", ""))
-        view = student_view(student_id, self.store.read_stream(student_stream(student_id)))
-        require_student(view, school_id)
-        return student_id, school_id, view.enrolled_mode is not None
+    def _capture(self, capture_id: str) -> domain.CaptureState:
+        return domain.capture_state(capture_id, self.store.read_stream(domain.capture_stream(capture_id)))
 
-    def _failed_terminal_attempts(self, check_id: str, student_id: str) -> int:
-        with self.store.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM events WHERE type = 'CaptureRejected' AND payload->>'check_id' = %s"
-                " AND payload->>'student_id' = %s AND payload->>'channel' = 'terminal'", (check_id, student_id),
-            ).fetchone()
-        return int(row[0]) if row else 0
+    def _student(self, student_id: str) -> StudentView:
+        return student_view(student_id, self.store.read_stream(student_stream(student_id)))
 
-    @http("POST", "/checks")
-    @endpoint("spotcheck", "open")
-    def open(self, request: Any) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        event = domain.open_check(body)
-        actor = Actor(kind="authority", id=str(body.get("operator", event.initiated_by)))
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(event.check_id), actor=actor)],
-                          expected_version=0)
-        return 201, {"check_id": event.check_id, "opens_at": event.opens_at, "closes_at": event.closes_at}
+    def _school(self, school_id: str) -> SchoolView:
+        return school_view(school_id, self.store.read_stream(school_stream(school_id)))
 
-    @http("POST", "/checks/<check_id>/close")
-    @endpoint("spotcheck", "close")
-    def close(self, request: Any, check_id: str) -> tuple[int, dict[str, Any]]:
-        view = self._check(check_id)
-        event = domain.close_check(view, config.now())
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(check_id),
-                                          actor=Actor(kind="authority", id="province"))],
+    @staticmethod
+    def _device(call: Call) -> domain.Device:
+        if call.caller.role == "terminal":
+            return domain.Device("terminal", call.caller.terminal)
+        return domain.Device("app")
+
+    @route("POST", "/checks", roles=AUTHORITIES, body=OpenCheck, returns=CheckAnswer, status=201,
+           idempotent=True)
+    def open_check(self, call: Call) -> Answer:
+        """Open a routine or targeted spot check."""
+        command: OpenCheck = call.body
+        event = domain.open_check(command, str(call.caller.authority_level), config.now())
+        if event.kind == "targeted":
+            students = {s: self._student(s) for s in event.student_ids or ()}
+            schools = {school: self._school(school) for school in
+                       {v.school_id for v in students.values() if v.school_id is not None}}
+            domain.require_targets(event, students, schools)
+        for school_id in event.school_ids or ():
+            school_for(call, self.store, school_id)  # registered, and inside the caller's area
+        self.store.record(event, domain.check_stream(event.check_id), call.actor(), expected_version=0)
+        return 201, CheckAnswer(
+            check_id=event.check_id, kind=event.kind, initiated_by=event.initiated_by,
+            semester=event.semester, month=event.month, opens_at=event.opens_at, closes_at=event.closes_at,
+            schools=len(event.school_ids) if event.school_ids is not None else None,
+            students=len(event.student_ids) if event.student_ids is not None else None)
+
+    @route("POST", "/checks/<check_id>/close", roles=AUTHORITIES, returns=Closed)
+    def close_check(self, call: Call) -> Answer:
+        """Close a check (the level that opened it, or the province)."""
+        view = self._check(call.path["check_id"])
+        level = str(call.caller.authority_level)
+        for school_id in domain.closers_schools(view, level):
+            school_for(call, self.store, school_id)
+        event = domain.close_check(view, level, config.now())
+        self.store.record(event, domain.check_stream(view.check_id), call.actor(),
                           expected_version=view.version)
-        return 200, {"check_id": check_id, "closed_at": event.closed_at}
+        return 200, Closed(check_id=view.check_id, closed_at=event.closed_at)
 
-    @http("POST", "/checks/<check_id>/captures")
-    @endpoint("spotcheck", "capture")
-    def capture(self, request: Any, check_id: str) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        view = self._check(check_id)
-        student_id, school_id, enrolled = self._student(body)
-        frames = read_images(body, "frames", self.blobs)
-        event = domain.submit_capture(view, student_id, school_id, enrolled, str(body.get("channel", "app")),
-                                      frames, body.get("terminal_id"), config.now(), int(body.get("attempt", 1)))
-        actor = Actor(kind="terminal" if event.channel == "terminal" else "app",
-                      id=str(body.get("terminal_id") or student_id), school=school_id)
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"capture-{event.capture_id}", actor=actor)])
-        return 202, {"capture_id": event.capture_id, "status": "submitted"}
+    @route("POST", "/checks/<check_id>/captures", roles=("terminal", "student"), body=SubmitCapture,
+           returns=Accepted, status=202, idempotent=True, max_body=CAPTURE_MAX_BODY)
+    def submit_capture(self, call: Call) -> Answer:
+        """Check in: live frames of one student, from the school's terminal or the student's app."""
+        command: SubmitCapture = call.body
+        view = self._check(call.path["check_id"])
+        student = student_for(call, self.store, command.student_id)
+        refs = [self.blobs.reference(frame) for frame in command.frames]
+        event = domain.submit_capture(view, command, student, self._device(call), refs, config.now())
+        with self.blobs.staged() as staged:
+            for frame in command.frames:
+                staged.put(frame)
+            self.store.record(event, domain.capture_stream(event.capture_id), call.actor(),
+                              expected_version=0)
+        return 202, Accepted(capture_id=event.capture_id, status="submitted")
 
-    @http("POST", "/checks/<check_id>/absences")
-    @endpoint("spotcheck", "absence")
-    def absence(self, request: Any, check_id: str) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        view = self._check(check_id)
-        student_id, school_id, _ = self._student(body)
-        reported = domain.parse_instant(body.get("reported_at") or config.now().isoformat(), "reported_at")
-        event, warnings = domain.mark_absence(view, student_id, school_id, str(body.get("reason")), reported)
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(check_id),
-                                          actor=Actor(kind="school", id=school_id, school=school_id))])
-        return 201, {"check_id": check_id, "reason": event.reason, "warnings": warnings}
+    @route("GET", "/captures/<capture_id>", roles=VERDICT_READERS, query=WaitQuery, returns=Verdict,
+           personal=True)
+    def capture_verdict(self, call: Call) -> Answer:
+        """A capture's verdict, waiting up to ``wait`` seconds for face matching to decide."""
+        capture_id = call.path["capture_id"]
+        state = self._capture(capture_id)
+        student_for(call, self.store, state.submitted.student_id)
+        call.read_personal(state.submitted.student_id)
+        wait: int = call.query.wait
+        if state.status == "submitted" and wait > 0 and _waiting.acquire(blocking=False):
+            try:
+                deadline = time.monotonic() + wait
+                for pause in itertools.chain(POLL_SECONDS, itertools.repeat(MAX_POLL_SECONDS)):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    eventlet.sleep(min(pause, left))  # green: other requests go on meanwhile
+                    state = self._capture(capture_id)
+                    if state.status != "submitted":
+                        break
+            finally:
+                _waiting.release()
+        return 200, verdict_answer(state)
 
-    @http("POST", "/checks/<check_id>/forced-passes")
-    @endpoint("spotcheck", "forced_pass")
-    def forced_pass(self, request: Any, check_id: str) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        view = self._check(check_id)
-        student_id, school_id, _ = self._student(body)
-        attempts = self._failed_terminal_attempts(check_id, student_id)
-        (evidence,) = read_images(body, "evidence_photo", self.blobs)[:1]
-        event = domain.force_pass(view, student_id, school_id, str(body.get("terminal_id", "")), attempts,
-                                  evidence, config.now())
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=domain.check_stream(check_id),
-                                          actor=Actor(kind="terminal", id=event.terminal_id, school=school_id))])
-        return 201, {"check_id": check_id, "forced_pass": True, "attempts": attempts}
+    @route("POST", "/checks/<check_id>/absences", roles=("school",), body=MarkAbsence, returns=AbsenceAnswer,
+           status=201, idempotent=True)
+    def mark_absence(self, call: Call) -> Answer:
+        """Mark why a student of the school misses a check."""
+        command: MarkAbsence = call.body
+        view = self._check(call.path["check_id"])
+        student = student_for(call, self.store, command.student_id)
+        event, warnings = domain.mark_absence(view, command, student, config.now())
+        self.store.record(event, domain.check_stream(view.check_id), call.actor())
+        return 201, AbsenceAnswer(check_id=view.check_id, student_id=event.student_id, reason=event.reason,
+                                  warnings=warnings)
 
-    @http("POST", "/results/publish")
-    @endpoint("spotcheck", "publish")
-    def publish(self, request: Any) -> tuple[int, dict[str, Any]]:
-        body = read_json(request)
-        event = domain.publish_results(str(body.get("school_id", "")), str(body.get("month", "")), config.now())
-        self.store.append([build_envelope(event, occurred_at=config.now(), stream=f"results-{event.school_id}-{event.month}",
-                                          actor=Actor(kind="school", id=event.school_id, school=event.school_id))])
-        return 201, {"school_id": event.school_id, "month": event.month, "published_on": event.published_on}
+    @route("POST", "/checks/<check_id>/forced-passes", roles=("terminal",), body=ForcePass,
+           returns=ForcedPass, status=201, idempotent=True, max_body=EVIDENCE_MAX_BODY)
+    def force_pass(self, call: Call) -> Answer:
+        """Record a forced pass after three failed confirmations at this terminal."""
+        command: ForcePass = call.body
+        view = self._check(call.path["check_id"])
+        student = student_for(call, self.store, command.student_id)
+        verdicts = self.store.verdicts(view.check_id, student.student_id)
+        event = domain.force_pass(view, command, student, str(call.caller.terminal), verdicts,
+                                  self.blobs.reference(command.evidence_photo), config.now())
+        with self.blobs.staged() as staged:
+            staged.put(command.evidence_photo)
+            self.store.record(event, domain.check_stream(view.check_id), call.actor(),
+                              expected_version=view.version)
+        return 201, ForcedPass(check_id=view.check_id, student_id=event.student_id, forced_pass=True,
+                               attempts=event.attempts)
+
+    @route("POST", "/results/publish", roles=("school",), body=PublishResults, returns=Published, status=201,
+           idempotent=True)
+    def publish_results(self, call: Call) -> Answer:
+        """Publish the school's check results of a month."""
+        command: PublishResults = call.body
+        school_for(call, self.store, command.school_id)
+        stream = domain.results_stream(command.school_id, command.month)
+        previous = self.store.read_stream(stream)
+        event = domain.publish_results(command, previous, config.now())
+        version = previous[-1].stream_version if previous else 0
+        self.store.record(event, stream, call.actor(), expected_version=version)
+        return 201, Published(school_id=event.school_id, month=event.month, published_on=event.published_on)
 
 
 SERVICE = SpotcheckService

@@ -1,0 +1,69 @@
+"""What a refused capture's reasons mean, in Chinese and English: one table, code -> (zh, en).
+
+The codes are those of ``CaptureRejected.reasons`` (facematch's ``reasons.Code``); a unit test
+checks that every code facematch can emit has both texts here. Terminals, the app and consoles
+show these texts to students and staff; the texts name no person and repeat no value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    # input images
+    "EMPTY_IMAGE": ("照片为空，请重新拍摄。", "The photo is empty; take it again."),
+    "CORRUPT_IMAGE": ("照片文件已损坏，无法读取，请重新拍摄。",
+                      "The photo file is damaged and cannot be read; take it again."),
+    "UNSUPPORTED_FORMAT": ("照片格式不受支持，请使用 JPEG 或 PNG。", "The photo format is not supported; use JPEG or PNG."),
+    "IMAGE_TOO_SMALL": ("照片分辨率过低，请重新拍摄。", "The photo's resolution is too low; take it again."),
+    "IMAGE_TOO_LARGE": ("照片尺寸过大，请降低分辨率后重新提交。", "The photo is too large; send it at a lower resolution."),
+    # detection
+    "NO_FACE": ("未检测到人脸，请正对摄像头。", "No face was found; face the camera."),
+    "MULTIPLE_FACES": ("检测到多张人脸，请确保画面中只有本人。",
+                       "More than one face was found; only the student may be in the picture."),
+    # quality gate
+    "FACE_TOO_SMALL": ("人脸过小，请靠近摄像头。", "The face is too small; come closer to the camera."),
+    "BLURRED": ("照片模糊，请保持静止后重新拍摄。", "The photo is blurred; hold still and take it again."),
+    "TOO_DARK": ("光线太暗，请到光线充足处重新拍摄。", "The light is too dark; move to a brighter place."),
+    "TOO_BRIGHT": ("光线过强，请避免强光直射或逆光。", "The light is too bright; avoid direct light and backlight."),
+    "HEAD_TURNED": ("头部偏转过大，请正对摄像头。", "The head is turned away; look straight at the camera."),
+    "EYES_CLOSED": ("检测到闭眼，请睁开双眼。", "The eyes are closed; keep them open."),
+    # liveness
+    "LIVENESS_FRAME_COUNT": ("活体检测需要连续多张照片，请重新采集。",
+                             "The liveness check needs several consecutive frames; capture again."),
+    "LIVENESS_STATIC": ("未通过活体检测（画面静止，疑似翻拍照片），请本人现场采集。",
+                        "Liveness check failed: the frames do not move (a photo of a photo?); "
+                        "the student must be captured in person."),
+    "LIVENESS_NO_ACTION": ("未检测到要求的动作（如眨眼、转头），请按提示重新采集。",
+                           "The requested movement (blink, turn) was not seen;"
+                           " follow the prompts and capture again."),
+    "LIVENESS_IDENTITY_CHANGED": ("采集过程中人员发生变化，请本人连续完成采集。",
+                                  "The person changed during the capture; one person must complete it."),
+    # matching
+    "NO_MATCH": ("人脸与登记的人脸不一致。", "The face does not match the enrolled face."),
+    "PROXY_SUSPECT": ("疑似他人代替签到：人脸与本校另一名学生相符，已记录待核查。",
+                      "Suspected proxy check-in: the face matches another student of the school; "
+                      "recorded for review."),
+    "DUPLICATE_IDENTITY": ("该人脸已登记在另一名学生名下。",
+                           "This face is already enrolled for another student."),
+    "MODEL_VERSION_MISMATCH": ("人脸模板由旧版本模型生成，需要重新采集。",
+                               "The face template was made by an older model; a new capture is needed."),
+    "ID_PHOTO_UNUSABLE": ("身份证照片无法使用（无法读取或质量不足）。",
+                          "The ID-card photo cannot be used (unreadable or of poor quality)."),
+    # caller errors and storage
+    "INVALID_REQUEST": ("采集请求无效，请重新采集。", "The capture request is invalid; capture again."),
+    "FRAMES_MISSING": ("照片未能保存，请重新采集。", "The photos were not found in storage; capture again."),
+    "NOT_ENROLLED": ("该学生尚未完成新增采集，无法比对。", "The student has no face enrolment to compare with."),
+    "SEAL_INVALID": ("存储的照片或模板校验失败，请联系管理员。",
+                     "A stored photo or template failed its integrity check; contact the administrator."),
+    "TEMPLATE_INVALID": ("存储的人脸模板无效，需要重新采集。",
+                         "The stored face template is invalid; a new capture is needed."),
+})
+
+UNKNOWN = ("未通过人脸核验。", "The face check did not pass.")
+
+
+def describe(code: str) -> tuple[str, str]:
+    """(Chinese, English) text of a reason code; a general text for a code this table lacks."""
+    return REASONS.get(code, UNKNOWN)
