@@ -105,7 +105,7 @@ def single_core(data: bytes, burst: list[bytes], iterations: int) -> dict[str, o
         timings: dict[str, float] = {}
         analysis = engine.analyse(data, timings=timings)
         started = time.perf_counter()
-        matching.distance(analysis.embedding, own.vector)
+        matching.distances(analysis.embedding, [own.vector])
         matching.proxy_suspect(analysis.embedding, own, school, engine.live.threshold)
         timings["match"] = time.perf_counter() - started
         for stage, seconds in timings.items():

@@ -27,6 +27,7 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, zlib.error)
 _ORIENTATION = 0x0112  # EXIF tag
 _BACKGROUND = 255  # transparent pixels become white, like the background of an ID photo
+_STRIP_ROWS = 256
 
 
 def sniff_format(data: bytes) -> str:
@@ -109,20 +110,34 @@ def _upright(image: Image.Image) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> RGBImage:
+    """Upright image -> H x W x 3 uint8 RGB. The float arithmetic of 16-bit and transparent images
+    runs a strip of rows at a time, so it needs memory for a strip, not for the image (on the
+    whole image at once it took 56 bytes a pixel: 2 GB for a transparent PNG within the budget)."""
     mode = image.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        grey = np.asarray(image, dtype=np.float64)
-        top = 255.0 if grey.max(initial=0.0) <= 255.0 else 65535.0
-        grey8 = np.clip(grey * (255.0 / top), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+        grey = np.asarray(image)
+        scale = 255.0 / (255.0 if grey.max(initial=0) <= 255 else 65535.0)
+        out = np.empty((*grey.shape, 3), dtype=np.uint8)
+        for rows in _strips(len(grey)):
+            strip = grey[rows].astype(np.float64)
+            out[rows] = np.clip(strip * scale, 0, 255).astype(np.uint8)[:, :, None]
+        return out
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info)
     if has_alpha:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[:, :, 3:4] / 255.0
-        if alpha.max(initial=0.0) == 0.0:  # alpha left empty by some exporters: ignore it
-            return np.ascontiguousarray(rgba[:, :, :3].astype(np.uint8))
-        rgb = rgba[:, :, :3] * alpha + _BACKGROUND * (1.0 - alpha)
-        return np.ascontiguousarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8)
+        if not rgba[:, :, 3].any():  # alpha left empty by some exporters: ignore it
+            return np.ascontiguousarray(rgba[:, :, :3])
+        out = np.empty((*rgba.shape[:2], 3), dtype=np.uint8)
+        for rows in _strips(len(rgba)):
+            strip = rgba[rows].astype(np.float32)
+            alpha = strip[:, :, 3:4] / 255.0
+            rgb = strip[:, :, :3] * alpha + _BACKGROUND * (1.0 - alpha)
+            out[rows] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        return out
     if mode != "RGB":
         image = image.convert("RGB")
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def _strips(height: int) -> list[slice]:
+    return [slice(top, top + _STRIP_ROWS) for top in range(0, height, _STRIP_ROWS)]

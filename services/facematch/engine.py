@@ -199,7 +199,7 @@ class FaceEngine:
                 if not reference.quality.ok:
                     reasons += [Code.ID_PHOTO_UNUSABLE, *reference.quality.reasons]
                 else:
-                    dist = matching.distance(probe, reference.embedding)
+                    dist = float(matching.distances(probe, [reference.embedding])[0])
                     if not matching.is_match(dist, threshold):
                         reasons.append(Code.NO_MATCH)
         dupes = matching.duplicates(
@@ -223,7 +223,7 @@ class FaceEngine:
         if capture.best is None:
             return _outcome(capture, threshold)
         probe = capture.best.embedding
-        dist = matching.distance(probe, template.vector)
+        dist = float(matching.distances(probe, [template.vector])[0])
         reasons: list[str] = [] if matching.is_match(dist, threshold) else [Code.NO_MATCH]
         proxy = matching.proxy_suspect(probe, template, school_templates, threshold)
         if proxy is not None:
@@ -263,7 +263,7 @@ class FaceEngine:
             liveness = result.as_dict()
             liveness["frames_without_face"] = len(frames) - len(analyses)
             reasons += result.reasons
-            identity_spread = max(matching.distance(best.embedding, a.embedding) for a in analyses)
+            identity_spread = float(matching.distances(best.embedding, [a.embedding for a in analyses]).max())
             liveness["identity_spread"] = round(identity_spread, 4)
             if identity_spread > self.live.threshold:
                 reasons.append(Code.LIVENESS_IDENTITY_CHANGED)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from services.facematch.detection import FaceBox
 from services.facematch.geometry import face_crop
-from services.facematch.matching import distance
+from services.facematch.matching import distances
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ID_CARD_SIZE = (102, 126)  # width, height of the photo read from a second-generation ID card
@@ -64,7 +64,7 @@ def labelled_images(
 
 def all_pairs(samples: Sequence[Sample]) -> list[Pair]:
     return [
-        Pair(a.name, b.name, distance(a.embedding, b.embedding), a.person == b.person)
+        Pair(a.name, b.name, float(distances(a.embedding, [b.embedding])[0]), a.person == b.person)
         for a, b in combinations(samples, 2)
     ]
 
@@ -72,7 +72,7 @@ def all_pairs(samples: Sequence[Sample]) -> list[Pair]:
 def cross_pairs(probes: Sequence[Sample], references: Sequence[Sample]) -> list[Pair]:
     """Every probe against every reference made from another image (ID card vs live)."""
     return [
-        Pair(p.name, r.name, distance(p.embedding, r.embedding), p.person == r.person)
+        Pair(p.name, r.name, float(distances(p.embedding, [r.embedding])[0]), p.person == r.person)
         for p in probes
         for r in references
         if p.name != r.name

@@ -223,8 +223,10 @@ def test_policy_per_channel() -> None:
 # ---- matching -----------------------------------------------------------------------------
 
 
-def test_distance_is_euclidean() -> None:
-    assert matching.distance(np.zeros(128), np.full(128, 0.5)) == pytest.approx(math.sqrt(128) * 0.5)
+def test_distance_is_euclidean_to_each_reference_in_order() -> None:
+    found = matching.distances(np.zeros(128), [np.full(128, 0.5), np.zeros(128), np.full(128, -1.0)])
+    assert found.tolist() == pytest.approx([math.sqrt(128) * 0.5, 0.0, math.sqrt(128)])
+    assert matching.distances(np.zeros(128), []).shape == (0,)
 
 
 def test_threshold_is_inclusive() -> None:
