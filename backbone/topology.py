@@ -41,7 +41,7 @@ PROCESSES = ("relay", "enrolment", "spotcheck", "facematch", "eligibility", "app
 #: services with ``@event_consumer`` handlers (a test checks this against the service classes)
 CONSUMERS = frozenset({"enrolment", "facematch", "eligibility"})
 #: services with ``@rpc`` methods (same check)
-RPC_SERVERS = frozenset({"enrolment", "eligibility", "hardship"})
+RPC_SERVERS = frozenset({"eligibility"})
 NOTHING = "^$"
 #: nameko replies go to the caller's reply queue with a bare uuid4 as routing key
 _REPLY_KEY = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("AID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("AID_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 #: services of the tests (not in production) that consume events, so need a user and a DLQ
-TEST_CONSUMERS = ("probe",)
+TEST_CONSUMERS = ("probe", "recorder")
 
 
 _next_port = 20000 + (os.getpid() * 37) % 8000
