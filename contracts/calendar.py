@@ -29,3 +29,17 @@ def parse_semester(semester: str) -> tuple[int, str]:
     if not year.isdigit() or season not in ("autumn", "spring"):
         raise ValueError(f"not a semester id: {semester!r} (expected e.g. 2026-autumn)")
     return int(year), season
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    """``"2026-11"`` -> ``(2026, 11)``. Anything but ``YYYY-MM`` with a year in 2000..2100 and a
+    month in 01..12 raises :class:`ValueError` saying what is expected."""
+    year, dash, month = text.partition("-") if isinstance(text, str) else ("", "", "")
+    if not (dash and len(year) == 4 and len(month) == 2 and year.isascii() and year.isdigit()
+            and month.isascii() and month.isdigit()):
+        raise ValueError(f"not a month: {text!r} (expected YYYY-MM, e.g. 2026-11)")
+    if not 2000 <= int(year) <= 2100:
+        raise ValueError(f"not a month: {text!r} (the year must be in 2000..2100)")
+    if not 1 <= int(month) <= 12:
+        raise ValueError(f"not a month: {text!r} (the month must be 01..12)")
+    return int(year), int(month)
