@@ -17,6 +17,8 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
 MAX_IMAGE_B64 = (MAX_IMAGE_BYTES + 2) // 3 * 4
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# what _decode_image takes, and what the JSON schema of an Image says
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class Model(BaseModel):
@@ -24,6 +26,10 @@ class Model(BaseModel):
     (``"false"`` is not a boolean, ``"3"`` is not an integer)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, str_max_length=4096)
+
+
+# the JSON schema of a text field says what _clean refuses: control characters
+TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 
 
 def _clean(text: str) -> str:
@@ -38,7 +44,8 @@ def _clean(text: str) -> str:
 
 def text(max_length: int, min_length: int = 1) -> Any:
     """A free-text field of at most ``max_length`` characters."""
-    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_clean)]
+    return Annotated[str, Field(min_length=min_length, max_length=max_length,
+                                json_schema_extra={"pattern": TEXT_PATTERN}), AfterValidator(_clean)]
 
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
@@ -90,7 +97,7 @@ def _decode_image(value: Any) -> bytes:
 Image = Annotated[
     bytes, BeforeValidator(_decode_image),
     WithJsonSchema({"type": "string", "contentEncoding": "base64", "contentMediaType": "image/jpeg",
-                    "minLength": 4, "maxLength": MAX_IMAGE_B64}),
+                    "minLength": 4, "maxLength": MAX_IMAGE_B64, "pattern": BASE64_PATTERN}),
 ]
 """A JPEG or PNG photo, base64; decoded into bytes at the edge."""
 
