@@ -1,4 +1,5 @@
-"""``python -m contracts generate|check``: write or check the JSON Schemas from the models."""
+"""``python -m contracts generate|check``: write or check the JSON Schemas generated from the
+models (every event payload, the envelope, and the eligibility status report)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "check":
         stale = [n for n, s in schemas.items()
-                 if not (SCHEMA_DIR / n).exists() or (SCHEMA_DIR / n).read_text(encoding="utf-8") != render(s)]
+                 if not (SCHEMA_DIR / n).exists()
+                 or (SCHEMA_DIR / n).read_text(encoding="utf-8") != render(s)]
         for name in stale:
             print(f"stale or missing: {name}", file=sys.stderr)
         return 1 if stale else 0

@@ -1,6 +1,9 @@
 """Writers for derived statuses: a JSON document (schema eligibility-status.v1) and a flat CSV.
 
-Both stream: a status is written as soon as it is derived, nothing is kept.
+:func:`write_statuses` builds each derived status through the typed model
+(:class:`contracts.eligibility_status.EligibilityStatus`: a status the model does not describe
+is refused, naming the field) and hands the model to every writer. The writers stream: a status
+is written as soon as it is derived, nothing is kept.
 """
 
 from __future__ import annotations
@@ -8,13 +11,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
+from contracts.eligibility_status import EligibilityStatus, ReportHeader
 from services.eligibility.domain.policy import PolicyBook
-from services.eligibility.domain.rules import SCHEMA
-
-Status = dict[str, Any]
+from services.eligibility.domain.rules import StudentStatus
 
 
 def _open(path: str) -> tuple[IO[str], bool]:
@@ -23,25 +26,34 @@ def _open(path: str) -> tuple[IO[str], bool]:
     return open(path, "w", encoding="utf-8", newline=""), True
 
 
-class JsonWriter(AbstractContextManager["JsonWriter"]):
-    """``{"schema": ..., "generated_at": ..., "as_of": ..., "source": ..., "statuses": [...], "count": n}``."""
-
-    def __init__(self, path: str, *, header: dict[str, Any]) -> None:
+class _Writer:
+    def __init__(self, path: str) -> None:
         self.handle, self._close = _open(path)
-        self.count = 0
-        head = json.dumps({"schema": SCHEMA, **header}, ensure_ascii=False)
-        self.handle.write(head[:-1] + ', "statuses": [')
 
-    def write(self, status: Status) -> None:
-        self.handle.write(("\n" if self.count == 0 else ",\n") + json.dumps(status, ensure_ascii=False))
-        self.count += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self.handle.write(f'\n], "count": {self.count}}}\n')
+    def close(self) -> None:
         if self._close:
             self.handle.close()
         else:
             self.handle.flush()
+
+
+class JsonWriter(_Writer, AbstractContextManager["JsonWriter"]):
+    """``{"schema": ..., "generated_at": ..., "as_of": ..., "source": ..., "statuses": [...],
+    "count": n}``."""
+
+    def __init__(self, path: str, *, header: ReportHeader) -> None:
+        super().__init__(path)
+        self.count = 0
+        head = json.dumps(header.to_dict(), ensure_ascii=False)
+        self.handle.write(head[:-1] + ', "statuses": [')
+
+    def write(self, status: EligibilityStatus) -> None:
+        self.handle.write(("\n" if self.count == 0 else ",\n") + status.to_json())
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.write(f'\n], "count": {self.count}}}\n')
+        self.close()
 
 
 def csv_columns(book: PolicyBook) -> list[str]:
@@ -56,37 +68,55 @@ def csv_columns(book: PolicyBook) -> list[str]:
     return columns + ["grant_total_yuan", "tuition_waiver", "tuition_waiver_rule"]
 
 
-def csv_row(status: Status) -> dict[str, Any]:
-    row: dict[str, Any] = {k: status[k] for k in ("student_id", "semester", "school_id", "city", "county",
-                                                  "name_masked", "grade", "class_name", "policy_version",
-                                                  "grant_total_yuan")}
-    row.update(participation=status["participation"]["status"], hardship=status["hardship"]["status"],
-               hardship_level=status["hardship"]["level"], roster=status["roster"]["status"],
-               suspended=status["suspension"]["rule"] if status["suspension"] else "",
-               tuition_waiver=status["tuition_waiver"]["decision"],
-               tuition_waiver_rule=status["tuition_waiver"]["rules"][0]["rule"]
-               if status["tuition_waiver"]["rules"] else "")
-    for i, m in enumerate(status["months"], start=1):
-        row.update({f"check_{i}_month": m["month"], f"check_{i}_status": m["status"], f"check_{i}_outcome": m["outcome"]})
-    for i, g in enumerate(status["grant"], start=1):
-        row.update({f"grant_{i}_month": g["month"], f"grant_{i}_decision": g["decision"],
-                    f"grant_{i}_yuan": g["amount_yuan"], f"grant_{i}_rule": g["rules"][0]["rule"] if g["rules"] else ""})
+def csv_row(s: EligibilityStatus) -> dict[str, Any]:
+    waiver = s.tuition_waiver
+    row: dict[str, Any] = {
+        "student_id": s.student_id, "semester": s.semester, "school_id": s.school_id, "city": s.city,
+        "county": s.county, "name_masked": s.name_masked, "grade": s.grade, "class_name": s.class_name,
+        "policy_version": s.policy_version, "participation": s.participation.status,
+        "hardship": s.hardship.status, "hardship_level": s.hardship.level, "roster": s.roster.status,
+        "suspended": s.suspension.rule if s.suspension else "",
+    }
+    for i, m in enumerate(s.months, start=1):
+        row.update({f"check_{i}_month": m.month, f"check_{i}_status": m.status,
+                    f"check_{i}_outcome": m.outcome})
+    for i, g in enumerate(s.grant, start=1):
+        row.update({f"grant_{i}_month": g.month, f"grant_{i}_decision": g.decision,
+                    f"grant_{i}_yuan": g.amount_yuan,
+                    f"grant_{i}_rule": g.rules[0].rule if g.rules else ""})
+    row.update(grant_total_yuan=s.grant_total_yuan, tuition_waiver=waiver.decision,
+               tuition_waiver_rule=waiver.rules[0].rule if waiver.rules else "")
     return row
 
 
-class CsvWriter(AbstractContextManager["CsvWriter"]):
+class CsvWriter(_Writer, AbstractContextManager["CsvWriter"]):
     """One row per (student, semester); check and grant months as numbered column groups."""
 
     def __init__(self, path: str, book: PolicyBook) -> None:
-        self.handle, self._close = _open(path)
-        self.writer = csv.DictWriter(self.handle, fieldnames=csv_columns(book), restval="", extrasaction="raise")
+        super().__init__(path)
+        self.writer = csv.DictWriter(self.handle, fieldnames=csv_columns(book), restval="",
+                                     extrasaction="raise")
         self.writer.writeheader()
 
-    def write(self, status: Status) -> None:
-        self.writer.writerow({k: ("" if v is None else v) for k, v in csv_row(status).items()})
+    def write(self, status: EligibilityStatus) -> None:
+        row = csv_row(status)
+        self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
     def __exit__(self, *exc: object) -> None:
-        if self._close:
-            self.handle.close()
-        else:
-            self.handle.flush()
+        self.close()
+
+
+def write_statuses(derived: Iterable[StudentStatus], writers: Sequence[JsonWriter | CsvWriter]) -> int:
+    """Build each status through the model and write it with every writer; closes the writers.
+    Returns the number of statuses."""
+    count = 0
+    try:
+        for status in derived:
+            model = EligibilityStatus.from_dict(status)
+            for writer in writers:
+                writer.write(model)
+            count += 1
+    finally:
+        for writer in writers:
+            writer.__exit__(None, None, None)
+    return count
