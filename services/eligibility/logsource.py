@@ -12,7 +12,6 @@ without ``recorded_at`` (possible in a hand-made JSONL file) is judged by its ``
 from __future__ import annotations
 
 import gc
-import inspect
 import json
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contracts.registry import ContractError, current_version, parse_envelope, upcast
+from services.eligibility.domain.facts import handled_types
 
 RawEvent = tuple[str, str, float, dict[str, Any], int | None]
 
@@ -71,7 +71,8 @@ def jsonl_events(path: str | Path, *, as_of: datetime | None = None, until_posit
             except ContractError as exc:
                 raise LogSourceError(f"{where}: {exc.reason}") from None
             except (KeyError, TypeError, ValueError) as exc:
-                raise LogSourceError(f"{where}: not a contract envelope ({type(exc).__name__}: {exc})") from None
+                why = f"{type(exc).__name__}: {exc}"
+                raise LogSourceError(f"{where}: not a contract envelope ({why})") from None
             if until_position is not None and event[4] is not None and event[4] > until_position:
                 continue
             yield event
@@ -98,46 +99,28 @@ def _from_document(doc: Any, versions: _Versions, validate: bool) -> RawEvent:
 def postgres_events(dsn: str, *, as_of: datetime | None = None, until_position: int | None = None,
                     batch_size: int = 5000, only_handled: bool = True, types: Sequence[str] | None = None,
                     by_student: bool = False) -> Iterator[RawEvent]:
-    """The whole log from the PostgreSQL event store, in position order (server-side cursor).
+    """The log from the PostgreSQL event store (``read_rows``: a server-side cursor, only the
+    columns a fold reads), in position order, or by student then position (``by_student``).
 
-    With ``only_handled`` (default) events of types the rules ignore (CaptureSubmitted, ...) are
-    dropped before any conversion; the store is asked to filter them server-side when its
-    ``read_rows`` accepts a ``types`` argument.
+    ``types`` keeps only those types; otherwise, with ``only_handled`` (default), the database
+    drops the types the rules ignore (CaptureSubmitted, ...: see :func:`.domain.facts.handled_types`).
     """
     from backbone.eventstore import PostgresEventStore
-    from services.eligibility.domain.facts import HANDLERS
 
-    store = PostgresEventStore(dsn)
+    if types is None and only_handled:
+        types = handled_types()
     versions = _Versions()
-    read_rows = getattr(store, "read_rows", None)
-    if read_rows is None:  # a store without the raw-row API: envelopes
-        for env in store.read_all(recorded_until=as_of, batch_size=batch_size):
-            if until_position is not None and env.position is not None and env.position > until_position:
-                return
-            yield env.type, str(env.event_id), env.occurred_at.timestamp(), env.payload, env.position
-        return
-    kwargs: dict[str, Any] = {"recorded_until": as_of, "batch_size": batch_size}
-    if types is not None:
-        kwargs["types"] = list(types)
-    elif only_handled and "types" in inspect.signature(read_rows).parameters:
-        kwargs["types"] = sorted(HANDLERS)
-    if by_student:
-        kwargs["by_student"] = True
-    if "lean" in inspect.signature(read_rows).parameters:
-        kwargs["lean"] = True  # the fold reads position, event_id, type, version, occurred_at, payload
-    handled = HANDLERS if only_handled else None
+    rows = PostgresEventStore(dsn).read_rows(recorded_until=as_of, batch_size=batch_size, types=types,
+                                              lean=True, by_student=by_student)
     # Columns: position, event_id, stream, stream_version, type, schema_version, occurred_at,
     # recorded_at, actor, correlation_id, causation_id, payload (see backbone.eventstore).
-    for row in read_rows(**kwargs):
+    for row in rows:
         position = row[0]
         if until_position is not None and position > until_position:
             if by_student:
                 continue  # not in position order: skip, do not stop
             return
-        event_type = row[4]
-        if handled is not None and event_type not in handled:
-            continue
-        version, payload = row[5], row[11]
+        event_type, version, payload = row[4], row[5], row[11]
         if version != versions[event_type]:
             version, payload = upcast(event_type, version, payload)
         yield event_type, str(row[1]), row[6].timestamp(), payload, position
@@ -147,7 +130,8 @@ def open_source(spec: str, *, dsn: str, as_of: datetime | None = None, until_pos
                 validate: bool = False, only_handled: bool = True) -> Iterator[RawEvent]:
     """``jsonl:PATH`` or ``postgres``."""
     if spec.startswith("jsonl:"):
-        return jsonl_events(spec[len("jsonl:"):], as_of=as_of, until_position=until_position, validate=validate)
+        return jsonl_events(spec[len("jsonl:"):], as_of=as_of, until_position=until_position,
+                            validate=validate)
     if spec == "postgres":
         return postgres_events(dsn, as_of=as_of, until_position=until_position, only_handled=only_handled)
     raise LogSourceError(f"unknown source {spec!r} (use jsonl:PATH or postgres)")
@@ -179,18 +163,17 @@ class Progress:
         self.started = time.perf_counter()
         self.next_report = every
 
-    def tick(self, extra: str = "") -> None:
+    def tick(self) -> bool:
+        """Count one event; True when a progress line is due (then call :meth:`report`)."""
         self.count += 1
-        if self.every and self.count >= self.next_report:
-            self.next_report += self.every
-            self.report(extra)
+        return self.count >= self.next_report
 
     def report(self, extra: str = "") -> None:
+        """Write the line now; the next one is due ``every`` events later."""
+        while self.every > 0 and self.next_report <= self.count:
+            self.next_report += self.every
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         tail = f", {extra}" if extra else ""
-        print(f"{self.label}: {self.count:,} events in {elapsed:.1f} s ({self.count / elapsed:,.0f} ev/s){tail}",
+        rate = self.count / elapsed
+        print(f"{self.label}: {self.count:,} events in {elapsed:.1f} s ({rate:,.0f} ev/s){tail}",
               file=self.out, flush=True)
-
-    @property
-    def rate(self) -> float:
-        return self.count / max(time.perf_counter() - self.started, 1e-9)

@@ -18,15 +18,15 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, time
-from typing import Any
 
+from contracts.eligibility_status import SCHEMA_ID, ReportHeader
 from contracts.registry import ContractError
 from services.eligibility.domain.calendar import SHANGHAI, CalendarError, parse_semester
-from services.eligibility.domain.facts import HANDLERS, Ledger
+from services.eligibility.domain.facts import Ledger, shared_types, student_types
 from services.eligibility.domain.policy import PolicyBook, PolicyError
-from services.eligibility.domain.rules import StudentStatus, derive
+from services.eligibility.domain.rules import StudentStatus, derive, derive_all
 from services.eligibility.logsource import LogSourceError, Progress, RawEvent, gc_tuned, open_source
-from services.eligibility.output import CsvWriter, JsonWriter
+from services.eligibility.output import CsvWriter, JsonWriter, write_statuses
 from services.eligibility.policyfile import load_policy_book
 
 
@@ -72,26 +72,19 @@ def fold_log(events: Iterable[RawEvent], ledger: Ledger, progress: Progress | No
             for event_type, event_id, ts, payload, _ in events:
                 apply(event_type, event_id, ts, payload)
             return ledger
-        students = ledger.students
         for event_type, event_id, ts, payload, _ in events:
             apply(event_type, event_id, ts, payload)
-            progress.count += 1
-            if progress.count >= progress.next_report:
-                progress.next_report += progress.every
-                progress.report(f"{len(students):,} students")
+            if progress.tick():
+                progress.report(f"{len(ledger.students):,} students")
     return ledger
 
 
 def statuses(ledger: Ledger, book: PolicyBook, filters: Filters | None = None) -> Iterator[StudentStatus]:
     """Derived statuses, ordered by (student_id, semester), one student at a time."""
     filters = filters or Filters()
-    ids = ledger.student_ids()
-    if filters.students is not None:
-        ids &= filters.students
-    for student_id in sorted(ids):
-        for status in derive(student_id, ledger.students.get(student_id), ledger.shared, book):
-            if filters.keep(status):
-                yield status
+    for status in derive_all(ledger, book, filters.students):
+        if filters.keep(status):
+            yield status
 
 
 def replay(events: Iterable[RawEvent], book: PolicyBook | None = None, filters: Filters | None = None,
@@ -103,11 +96,9 @@ def replay(events: Iterable[RawEvent], book: PolicyBook | None = None, filters: 
     return statuses(ledger, book, filters)
 
 
-SHARED_TYPES = ("CheckOpened", "CheckClosed", "MonthResultsPublished", "NationalRosterImported")
-
-
 def replay_by_student(dsn: str, book: PolicyBook, filters: Filters | None = None, *,
-                      as_of: datetime | None = None, progress: Progress | None = None) -> Iterator[StudentStatus]:
+                      as_of: datetime | None = None,
+                      progress: Progress | None = None) -> Iterator[StudentStatus]:
     """The same statuses as :func:`replay` over PostgreSQL, in flat memory.
 
     First the facts about many students (checks, closings, publications, rosters); then every
@@ -119,11 +110,10 @@ def replay_by_student(dsn: str, book: PolicyBook, filters: Filters | None = None
 
     filters = filters or Filters()
     ledger = Ledger(wanted=filters.wanted_student())
-    fold_log(postgres_events(dsn, as_of=as_of, types=SHARED_TYPES), ledger, progress)
+    fold_log(postgres_events(dsn, as_of=as_of, types=shared_types()), ledger, progress)
     roster_only = sorted(ledger.student_ids())  # no student facts yet: the roster's ids
     if filters.students is not None:
         roster_only = [sid for sid in roster_only if sid in filters.students]
-    student_types = sorted(set(HANDLERS) - set(SHARED_TYPES))
 
     def derived(student_id: str) -> Iterator[StudentStatus]:
         facts = ledger.students.pop(student_id, None)
@@ -135,7 +125,7 @@ def replay_by_student(dsn: str, book: PolicyBook, filters: Filters | None = None
     pending = 0  # index into roster_only
     current: str | None = None
     with gc_tuned():
-        for event_type, event_id, ts, payload, _ in postgres_events(dsn, as_of=as_of, types=student_types,
+        for event_type, event_id, ts, payload, _ in postgres_events(dsn, as_of=as_of, types=student_types(),
                                                                     by_student=True):
             student_id = payload["student_id"]
             if student_id != current:
@@ -148,11 +138,8 @@ def replay_by_student(dsn: str, book: PolicyBook, filters: Filters | None = None
                     pending += 1
                 current = student_id
             apply(event_type, event_id, ts, payload)
-            if progress is not None:
-                progress.count += 1
-                if progress.count >= progress.next_report:
-                    progress.next_report += progress.every
-                    progress.report(f"at student {current}")
+            if progress is not None and progress.tick():
+                progress.report(f"at student {current}")
     if current is not None:
         yield from derived(current)
     for student_id in roster_only[pending:]:
@@ -163,9 +150,11 @@ def replay_by_student(dsn: str, book: PolicyBook, filters: Filters | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.eligibility.replay", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m services.eligibility.replay",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="postgres", help="jsonl:PATH or postgres (default)")
-    p.add_argument("--dsn", default=None, help="PostgreSQL DSN (default: $AID_DATABASE_URL, else the local studentaid database)")
+    p.add_argument("--dsn", default=None,
+                   help="PostgreSQL DSN (default: $AID_DATABASE_URL, else the local studentaid database)")
     p.add_argument("--as-of", type=parse_as_of, default=None, help="only events recorded on or before this")
     p.add_argument("--student", action="append", default=[], help="only this student (repeatable)")
     p.add_argument("--school", action="append", default=[], help="only this school (repeatable)")
@@ -174,10 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-csv", help="write statuses as CSV (- for stdout)")
     p.add_argument("--policy", help="policy file (default: the shipped policy.yml)")
     p.add_argument("--validate", action="store_true", help="JSON-Schema-validate every JSONL line (slower)")
-    p.add_argument("--verify", action="store_true", help="compare with the live projection; exit 1 on differences")
+    p.add_argument("--verify", action="store_true",
+                   help="compare with the live projection; exit 1 on differences")
     p.add_argument("--low-memory", action="store_true",
-                   help="postgres source: fold one student at a time (flat memory, slower: the database sorts)")
-    p.add_argument("--progress-every", type=int, default=500_000, help="progress line every N events (0: none)")
+                   help="postgres source: fold one student at a time"
+                   " (flat memory, slower: the database sorts)")
+    p.add_argument("--progress-every", type=int, default=500_000,
+                   help="progress line every N events (0: none)")
     return p
 
 
@@ -210,39 +202,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(derived: Iterator[StudentStatus], args: argparse.Namespace, book: PolicyBook) -> int:
-    header: dict[str, Any] = {
-        "generated_at": datetime.now(SHANGHAI).isoformat(timespec="seconds"),
-        "as_of": args.as_of.isoformat() if args.as_of else None,
-        "source": args.source if args.source != "postgres" else "postgres",
-        "policy_versions": [p.version for p in book.versions],
-        "filters": {"student": args.student, "school": args.school, "semester": args.semester},
-    }
+    header = ReportHeader(
+        schema=SCHEMA_ID, generated_at=datetime.now(SHANGHAI).isoformat(timespec="seconds"),
+        as_of=args.as_of.isoformat() if args.as_of else None, source=args.source,
+        policy_versions=[p.version for p in book.versions],
+        filters={"student": args.student, "school": args.school, "semester": args.semester},
+    )
     json_path = args.out_json or (None if args.out_csv else "-")
-    writers: list[Any] = []
+    writers: list[JsonWriter | CsvWriter] = []
     if json_path:
         writers.append(JsonWriter(json_path, header=header))
     if args.out_csv:
         writers.append(CsvWriter(args.out_csv, book))
-    count = 0
-    try:
-        for status in derived:
-            for writer in writers:
-                writer.write(status)
-            count += 1
-    finally:
-        for writer in writers:
-            writer.__exit__(None, None, None)
-    return count
+    return write_statuses(derived, writers)
 
 
 def _verify(args: argparse.Namespace, dsn: str, book: PolicyBook) -> int:
     import psycopg
 
-    from services.eligibility import projection
+    from services.eligibility.projection import audit
 
     with psycopg.connect(dsn) as conn:
-        top = projection.high_water(conn)
-        rebuilt = projection.rebuilt_through(conn)
+        top = audit.high_water(conn)
+        rebuilt = audit.rebuilt_through(conn)
         progress = Progress(args.progress_every, label="verify") if args.progress_every else None
         positioned = [0]
 
@@ -254,10 +236,10 @@ def _verify(args: argparse.Namespace, dsn: str, book: PolicyBook) -> int:
         events = counted(open_source(args.source, dsn=dsn, until_position=top, validate=args.validate,
                                      only_handled=False))
         problems = 0
-        for line in projection.differences(replay(events, book, None, progress), projection.iter_statuses(conn)):
+        for line in audit.differences(replay(events, book, None, progress), audit.iter_statuses(conn)):
             print(line)
             problems += 1
-        processed = projection.processed_count(conn, rebuilt, top)
+        processed = audit.processed_count(conn, rebuilt, top)
         if positioned[0] and processed != positioned[0]:
             print(f"log has {positioned[0]:,} events in positions {rebuilt + 1:,}..{top:,};"
                   f" the projection processed {processed:,}")

@@ -34,9 +34,9 @@ from typing import Any
 
 from contracts.envelope import Actor, Envelope
 from contracts.events import NationalRosterImported, RosterEntry
+from contracts.identity import hash_id_number, id_number_problem, normalise_id_number
 from contracts.registry import build_envelope
 from services.eligibility.domain.calendar import CalendarError, parse_semester
-from services.eligibility.domain.identity import hash_id_number, id_number_problem, normalize_id_number
 
 PART_SIZE = 5000
 HEADERS = {
@@ -85,7 +85,8 @@ def _cell(value: Any, field: str, row: int, problems: list[str]) -> str:
     if value is None:
         return ""
     if isinstance(value, float) or (field == "id_number" and isinstance(value, int)):
-        problems.append(f"row {row}: {field} is stored as a number (a spreadsheet loses digits); store it as text")
+        problems.append(f"row {row}: {field} is stored as a number (a spreadsheet loses digits);"
+                        " store it as text")
         return ""
     return str(value).strip()
 
@@ -108,7 +109,8 @@ def read_roster(path: str | Path) -> tuple[list[RosterRow], list[str]]:
     for number, values in enumerate(table[1:], start=2):
         if not any(str(v or "").strip() for v in values):
             continue
-        cells = {f: _cell(values[i] if i < len(values) else None, f, number, problems) for f, i in columns.items()}
+        cells = {f: _cell(values[i] if i < len(values) else None, f, number, problems)
+                 for f, i in columns.items()}
         rows.append(RosterRow(number, cells["student_id"], cells["id_number"]))
     return rows, problems
 
@@ -158,7 +160,7 @@ def validate_rows(rows: Iterable[RosterRow]) -> list[str]:
         if problem:
             problems.append(f"row {r.row}: id_number {problem}")
             continue
-        normal = normalize_id_number(r.id_number)
+        normal = normalise_id_number(r.id_number)
         if normal in seen_ids:
             problems.append(f"row {r.row}: id_number repeats row {seen_ids[normal]}")
         else:
@@ -173,7 +175,8 @@ def roster_events(rows: Sequence[RosterRow], semester: str, key: bytes, *, sourc
     parse_semester(semester)
     import_id = import_id or str(uuid.uuid4())
     occurred_at = occurred_at or datetime.now(UTC)
-    entries = [RosterEntry(student_id=r.student_id, id_number_hash=hash_id_number(key, r.id_number)) for r in rows]
+    entries = [RosterEntry(student_id=r.student_id, id_number_hash=hash_id_number(key, r.id_number))
+               for r in rows]
     chunks = [entries[i:i + part_size] for i in range(0, len(entries), part_size)] or [[]]
     correlation = uuid.uuid4()
     return [
@@ -239,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load()
         parse_semester(args.semester)
-        append = _jsonl_appender(args.out_jsonl) if args.out_jsonl else _store_appender(args.dsn or settings.database_url)
+        append = _jsonl_appender(args.out_jsonl) if args.out_jsonl \
+            else _store_appender(args.dsn or settings.database_url)
         report = import_roster(args.file, args.semester, settings.id_hash_key, append,
                                actor=Actor(kind="operator", id=args.actor))
     except RosterError as exc:

@@ -34,10 +34,10 @@ from contracts.events import (
     StudentEnrolled,
     StudentRegistered,
 )
+from contracts.identity import hash_id_number
 from contracts.registry import build_envelope
 from services.eligibility.domain import Ledger, PolicyBook, derive_all, policy_book_from_dict
 from services.eligibility.domain.calendar import SHANGHAI
-from services.eligibility.domain.identity import hash_id_number
 from services.eligibility.policyfile import load_policy_book
 
 KEY = b"test-key"
@@ -58,7 +58,7 @@ def at(day: date | str, hour: int = 9, minute: int = 0) -> datetime:
 def id_number_for(student_id: str) -> str:
     import hashlib
 
-    from services.eligibility.domain.identity import check_digit
+    from contracts.identity import check_digit
 
     body = "410102" + "20080101" + f"{int(hashlib.sha1(student_id.encode()).hexdigest(), 16) % 1000:03d}"
     return body + check_digit(body)
@@ -81,8 +81,17 @@ class Log:
 
     # ----------------------------------------------------------------- students
 
-    def registered(self, sid: str, *, school: str = SCHOOL, grade: int = 2, proposed: bool = True,
-                   when: date | str = "2026-09-01", city: str = "Zhumadian", county: str = "Yicheng") -> Envelope:
+    def registered(
+        self,
+        sid: str,
+        *,
+        school: str = SCHOOL,
+        grade: int = 2,
+        proposed: bool = True,
+        when: date | str = "2026-09-01",
+        city: str = "Zhumadian",
+        county: str = "Yicheng",
+    ) -> Envelope:
         return self.add(StudentRegistered(
             student_id=sid, school=SchoolRef(school_id=school, city=city, county=county),
             name_masked="张*", id_number_hash=hash_id_number(KEY, id_number_for(sid)),
@@ -92,8 +101,17 @@ class Log:
 
     def enrolled(self, sid: str, semester: str = "2026-autumn", *, mode: str = "verified",
                  when: date | str = "2026-09-10", school: str = SCHOOL) -> Envelope:
-        return self.add(StudentEnrolled(student_id=sid, school_id=school, semester=semester, mode=mode,  # type: ignore[arg-type]
-                                        capture_id=str(uuid.uuid4())), at(when, 11), f"student-{sid}")
+        return self.add(
+            StudentEnrolled(
+                student_id=sid,
+                school_id=school,
+                semester=semester,
+                mode=mode,  # type: ignore[arg-type]
+                capture_id=str(uuid.uuid4()),
+            ),
+            at(when, 11),
+            f"student-{sid}",
+        )
 
     def hardship(self, sid: str, level: str = "difficult", semester: str = "2026-autumn",
                  determination: str | None = None, when: date | str = "2026-09-05") -> Envelope:
@@ -175,23 +193,59 @@ class Log:
                resolved_recorded: datetime | None = None, appeal_id: str | None = None) -> str:
         appeal_id = appeal_id or f"A-{sid}-{month}"
         filed = filed or at(objected_on, 16)
-        self.add(AppealFiled(appeal_id=appeal_id, student_id=sid, school_id=SCHOOL, month=month,
-                             objected_on=objected_on, letter_ref="blob:" + "1" * 64), filed, f"appeal-{appeal_id}")
+        self.add(
+            AppealFiled(
+                appeal_id=appeal_id,
+                student_id=sid,
+                school_id=SCHOOL,
+                month=month,
+                objected_on=objected_on,
+                letter_ref="blob:" + "1" * 64,
+            ),
+            filed,
+            f"appeal-{appeal_id}",
+        )
         if decision is not None:
             when = resolved or filed + timedelta(days=2)
-            self.add(AppealResolved(appeal_id=appeal_id, student_id=sid, month=month, decision=decision,  # type: ignore[arg-type]
-                                    decided_by="county"), when, f"appeal-{appeal_id}", recorded=resolved_recorded)
+            self.add(
+                AppealResolved(
+                    appeal_id=appeal_id,
+                    student_id=sid,
+                    month=month,
+                    decision=decision,  # type: ignore[arg-type]
+                    decided_by="county",
+                ),
+                when,
+                f"appeal-{appeal_id}",
+                recorded=resolved_recorded,
+            )
         return appeal_id
 
-    def plan(self, sid: str, starts_on: str, ends_on: str, filed_on: str, kind: str = "shadowing") -> Envelope:
-        return self.add(InternshipPlanFiled(plan_id=f"P-{sid}-{starts_on}", student_id=sid, school_id=SCHOOL,
-                                            kind=kind, starts_on=starts_on, ends_on=ends_on,  # type: ignore[arg-type]
-                                            filed_on=filed_on), at(filed_on), f"plan-{sid}")
+    def plan(
+        self, sid: str, starts_on: str, ends_on: str, filed_on: str, kind: str = "shadowing"
+    ) -> Envelope:
+        return self.add(
+            InternshipPlanFiled(
+                plan_id=f"P-{sid}-{starts_on}",
+                student_id=sid,
+                school_id=SCHOOL,
+                kind=kind,
+                starts_on=starts_on,
+                ends_on=ends_on,  # type: ignore[arg-type]
+                filed_on=filed_on,
+            ),
+            at(filed_on),
+            f"plan-{sid}",
+        )
 
     def placement(self, sid: str, starts_on: str, ends_on: str, *, grade: int = 2,
                   filed_on: str | None = "auto", placement_id: str | None = None) -> str:
         placement_id = placement_id or f"PL-{sid}"
-        filed = (date.fromisoformat(starts_on) - timedelta(days=3)).isoformat() if filed_on == "auto" else filed_on
+        filed = (
+            (date.fromisoformat(starts_on) - timedelta(days=3)).isoformat()
+            if filed_on == "auto"
+            else filed_on
+        )
         self.add(PlacementConfirmed(
             placement_id=placement_id, student_id=sid, school_id=SCHOOL, grade=grade, class_name="1班",
             company="某公司", location="河南省驻马店市驿城区某街道1号", supervisor="李老师",
@@ -214,13 +268,24 @@ class Log:
         size = max(1, -(-len(entries) // parts))
         for part in range(parts):
             chunk = entries[part * size:(part + 1) * size]
-            self.add(NationalRosterImported(import_id=import_id, semester=semester, part=part + 1, parts=parts,
-                                            source_sha256="f" * 64, entries=chunk),
-                     at(when, 9, part), f"roster-{import_id}")
+            self.add(
+                NationalRosterImported(
+                    import_id=import_id,
+                    semester=semester,
+                    part=part + 1,
+                    parts=parts,
+                    source_sha256="f" * 64,
+                    entries=chunk,
+                ),
+                at(when, 9, part),
+                f"roster-{import_id}",
+            )
         return import_id
 
 
-def replay(events: Iterable[Envelope], book: PolicyBook | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+def replay(
+    events: Iterable[Envelope], book: PolicyBook | None = None
+) -> dict[tuple[str, str], dict[str, Any]]:
     """(student_id, semester) -> status, from a full replay (default: the shipped policy)."""
     ledger = Ledger()
     for env in events:
@@ -228,7 +293,9 @@ def replay(events: Iterable[Envelope], book: PolicyBook | None = None) -> dict[t
     return {(s["student_id"], s["semester"]): s for s in derive_all(ledger, book or load_policy_book())}
 
 
-def status(log: Log, sid: str, semester: str = "2026-autumn", book: PolicyBook | None = None) -> dict[str, Any]:
+def status(
+    log: Log, sid: str, semester: str = "2026-autumn", book: PolicyBook | None = None
+) -> dict[str, Any]:
     return replay(log.events, book)[(sid, semester)]
 
 
@@ -259,5 +326,7 @@ def withheld(st: dict[str, Any]) -> list[str]:
 
 
 def write_jsonl(path: Path, events: Iterable[Envelope]) -> Path:
-    path.write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in events), encoding="utf-8"
+    )
     return path

@@ -1,17 +1,28 @@
-"""The policy file: validation, versions by effective date, the working-day calendar."""
+"""The policy file: validation, versions by effective date, the working-day calendar, months."""
 
 from __future__ import annotations
 
 import copy
+import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
-from elig_builders import book_from, policy_data
 
-from services.eligibility.domain.calendar import add_months, month_of_semester, semester_key, semester_of
+from contracts.calendar import parse_month
+from services.eligibility.domain.calendar import (
+    add_months,
+    first_day,
+    last_day,
+    month_of_semester,
+    semester_key,
+    semester_of,
+    semester_of_month,
+)
 from services.eligibility.domain.policy import PolicyError
 from services.eligibility.policyfile import load_policy_book
+from tests.eligibility.elig_builders import book_from, policy_data
 
 
 def test_shipped_policy_loads_with_the_domain_numbers() -> None:
@@ -47,15 +58,27 @@ def test_policy_at_picks_the_version_in_force() -> None:
     ("mutate", "message"),
     [
         (lambda v: v.pop("leave"), "versions\\[0\\]: missing 'leave'"),
-        (lambda v: v["semesters"]["autumn"].update(check_months=[10, 11, 2]), "every check month must be an aid month"),
-        (lambda v: v["semesters"]["spring"]["grant_withheld_when_failed"].pop(5), "needs one row per check month"),
-        (lambda v: v["semesters"]["autumn"]["grant_withheld_when_failed"].update({10: [8]}), "not an aid month"),
+        (
+            lambda v: v["semesters"]["autumn"].update(check_months=[10, 11, 2]),
+            "every check month must be an aid month",
+        ),
+        (
+            lambda v: v["semesters"]["spring"]["grant_withheld_when_failed"].pop(5),
+            "needs one row per check month",
+        ),
+        (
+            lambda v: v["semesters"]["autumn"]["grant_withheld_when_failed"].update({10: [8]}),
+            "not an aid month",
+        ),
         (lambda v: v["national_grant"]["yuan_per_month"].pop("difficult"), "needs exactly"),
-        (lambda v: v["tuition_waiver"].update(min_consecutive_passed_check_months=0), "expected an integer in \\[1, 12\\]"),
+        (
+            lambda v: v["tuition_waiver"].update(min_consecutive_passed_check_months=0),
+            "expected an integer in \\[1, 12\\]",
+        ),
         (lambda v: v.update(effective_from="someday"), "expected a date"),
     ],
 )
-def test_loader_refuses_a_faulty_version_naming_it(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_loader_refuses_a_faulty_version_naming_it(mutate: Any, message: str) -> None:
     data = policy_data()
     mutate(data["versions"][0])
     with pytest.raises(PolicyError, match=message):
@@ -100,3 +123,24 @@ def test_semester_arithmetic() -> None:
     assert semester_key("2026-autumn") < semester_key("2027-spring") < semester_key("2027-autumn")
     assert month_of_semester("2026-autumn", 1, 9) == "2027-01"
     assert add_months(date(2026, 11, 30), 3) == date(2027, 2, 28)
+
+
+def test_months_are_read_by_the_contracts_month_parser() -> None:
+    assert parse_month("2026-11") == (2026, 11)
+    assert (parse_month("2000-01"), parse_month("2100-12")) == ((2000, 1), (2100, 12))
+    assert first_day("2027-01") == date(2027, 1, 1) and last_day("2028-02") == date(2028, 2, 29)
+    assert semester_of_month("2027-01") == "2026-autumn" and semester_of_month("2027-03") == "2027-spring"
+
+
+@pytest.mark.parametrize("text, why", [
+    ("2026-13", "the month must be 01..12"), ("2026-00", "the month must be 01..12"),
+    ("1999-12", "the year must be in 2000..2100"), ("2101-01", "the year must be in 2000..2100"),
+    ("2026-1", "expected YYYY-MM"), ("26-11", "expected YYYY-MM"), ("2026/11", "expected YYYY-MM"),
+    ("2026-11-01", "expected YYYY-MM"), ("", "expected YYYY-MM"), ("２０２６-11", "expected YYYY-MM"),
+    ("2026-+1", "expected YYYY-MM"),
+])
+def test_anything_but_a_real_month_is_refused_saying_why(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"not a month: {text!r}") + ".*" + re.escape(why)):
+        parse_month(text)
+    with pytest.raises(ValueError, match="not a month"):
+        first_day(text)

@@ -7,18 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-from elig_builders import Log, replay
 
 from contracts.envelope import Actor
-from contracts.registry import parse_envelope
-from services.eligibility.domain.identity import (
+from contracts.identity import (
     check_digit,
     hash_id_number,
     id_number_problem,
     is_valid_id_number,
     mask_id_number,
 )
+from contracts.registry import parse_envelope
 from services.eligibility.roster import RosterError, import_roster, main
+from tests.eligibility.elig_builders import Log, id_number_for, replay
 
 KEY = b"test-key"
 ACTOR = Actor(kind="operator", id="tester")
@@ -29,7 +29,11 @@ def idn(serial: int) -> str:
     return body + check_digit(body)
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, ...] = ("全国学籍系统学号", "身份证号码", "学生姓名")) -> Path:
+def write_csv(
+    path: Path,
+    rows: list[tuple[str, str]],
+    header: tuple[str, ...] = ("全国学籍系统学号", "身份证号码", "学生姓名"),
+) -> Path:
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         w = csv.writer(handle)
         w.writerow(header)
@@ -81,8 +85,9 @@ def test_csv_roster_becomes_parts_of_at_most_5000_entries(tmp_path: Path) -> Non
         parse_envelope(json.loads(json.dumps(e.to_dict())))
 
 
-def test_roster_errors_name_the_rows_and_never_the_id_number(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roster_errors_name_the_rows_and_never_the_id_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad_digit = idn(1)[:-1] + ("0" if idn(1)[-1] != "0" else "1")
     rows = [("G1", idn(1)), ("", idn(2)), ("G1", idn(3)), ("G4", idn(1)), ("G5", bad_digit), ("G6", "4101"),
             ("G7", "")]
@@ -127,15 +132,15 @@ def test_xlsx_roster_is_read_and_numeric_id_cells_are_refused(tmp_path: Path) ->
         import_roster(path, "2027-spring", KEY, appended.extend, actor=ACTOR)
 
 
-def test_imported_roster_is_compared_with_the_system_on_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import elig_builders
-
+def test_imported_roster_is_compared_with_the_system_on_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = Log()
     log.ordinary("S1")
     log.ordinary("S2")
     log.pass_checks("S1", log.routine_checks())
     monkeypatch.setenv("AID_ID_HASH_KEY", KEY.decode())
-    path = write_csv(tmp_path / "roster.csv", [("S1", elig_builders.id_number_for("S1")), ("S9", idn(9))])
+    path = write_csv(tmp_path / "roster.csv", [("S1", id_number_for("S1")), ("S9", idn(9))])
     out = tmp_path / "events.jsonl"
     assert main(["import", str(path), "--semester", "2026-autumn", "--out-jsonl", str(out)]) == 0
     imported = [parse_envelope(json.loads(line)) for line in out.read_text(encoding="utf-8").splitlines()]

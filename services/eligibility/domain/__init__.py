@@ -1,21 +1,22 @@
 """The pure rules engine: fold envelopes into facts, derive statuses. No I/O here."""
 
 from services.eligibility.domain.facts import (
-    HANDLERS,
+    FOLDS,
     Impact,
     Ledger,
     SharedFacts,
     StudentFacts,
-    apply,
-    fold,
+    folds,
+    handled_types,
     impact,
+    shared_types,
+    student_types,
 )
 from services.eligibility.domain.policy import Policy, PolicyBook, PolicyError, policy_book_from_dict
-from services.eligibility.domain.rules import SCHEMA, StudentStatus, derive, derive_all, derive_student
+from services.eligibility.domain.rules import StudentStatus, derive, derive_all
 
 __all__ = [
-    "HANDLERS",
-    "SCHEMA",
+    "FOLDS",
     "Impact",
     "Ledger",
     "Policy",
@@ -24,11 +25,12 @@ __all__ = [
     "SharedFacts",
     "StudentFacts",
     "StudentStatus",
-    "apply",
     "derive",
     "derive_all",
-    "derive_student",
-    "fold",
+    "folds",
+    "handled_types",
     "impact",
     "policy_book_from_dict",
+    "shared_types",
+    "student_types",
 ]

@@ -1,7 +1,8 @@
 """Semesters, months and working days, in Asia/Shanghai time.
 
 China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact for every
-date this system handles and much cheaper than a zone lookup in the replay loop.
+date this system handles and much cheaper than a zone lookup in the replay loop. Months
+(``YYYY-MM``) are read by :func:`contracts.calendar.parse_month`, as everywhere in the system.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
+
+from contracts.calendar import parse_month
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -35,10 +38,6 @@ def semester_key(semester: str) -> int:
     return year * 2 + (1 if season == "autumn" else 0)
 
 
-def semester_from_key(key: int) -> str:
-    return f"{key // 2}-{'autumn' if key % 2 else 'spring'}"
-
-
 def semester_of(day: date) -> str:
     """The semester a date belongs to; February and August belong to the semester that follows."""
     if day.month >= 8:
@@ -48,16 +47,13 @@ def semester_of(day: date) -> str:
     return f"{day.year}-spring"
 
 
+def semester_of_month(month: str) -> str:
+    """The semester whose aid months include ``month`` (e.g. 2027-01 -> 2026-autumn)."""
+    return semester_of(first_day(month))
+
+
 def month_str(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
-
-
-@lru_cache(maxsize=4096)
-def parse_month(month: str) -> tuple[int, int]:
-    year, _, mm = month.partition("-")
-    if not (year.isdigit() and mm.isdigit() and len(year) == 4 and 1 <= int(mm) <= 12):
-        raise CalendarError(f"not a month: {month!r} (expected YYYY-MM)")
-    return int(year), int(mm)
 
 
 @lru_cache(maxsize=4096)
@@ -102,10 +98,6 @@ def local_month(ts: float) -> str:
 def end_of_local_day(day: date) -> float:
     """The last instant (as epoch seconds) of ``day`` in Shanghai: deadlines "by Oct 20" include Oct 20."""
     return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).timestamp() + 86400 - 1e-6
-
-
-def iso_instant(ts: float) -> str:
-    return datetime.fromtimestamp(ts, SHANGHAI).isoformat()
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,21 @@ any order, any number of times, give the same facts, and no list of seen event i
 
 Per-student facts live in :class:`StudentFacts`; facts that concern many students (checks,
 publications, the national roster) live in :class:`SharedFacts`. A :class:`Ledger` holds both.
+
+An event type enters the rules through ONE registration: its fold function decorated with
+:func:`folds` (at the end of this module). The registry :data:`FOLDS` gives the store's type
+filter (:func:`handled_types`), the low-memory replay's split (:func:`shared_types` first, then
+:func:`student_types` by student) and whose status an event can change (:func:`impact`). A
+shared event names the kind of shared fact it writes (:data:`SHARED_KINDS`, which also gives
+that fact's stored form for the live projection).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -253,9 +262,11 @@ class StudentFacts:
                 key = sys.intern(k) if name in ("absences", "forced") else k
                 _own(f, name)[key] = make(*v)
         for k, v in data.get("captures", {}).items():
-            _own(f, "captures")[sys.intern(k)] = Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
+            captures = Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
+            _own(f, "captures")[sys.intern(k)] = captures
         for k, v in data.get("placement_changes", {}).items():
-            _own(f, "placement_changes")[k] = PlacementChange(v[0], v[1], v[2], tuple((a, b) for a, b in v[3]))
+            changes = tuple((a, b) for a, b in v[3])
+            _own(f, "placement_changes")[k] = PlacementChange(v[0], v[1], v[2], changes)
         return f
 
 
@@ -328,7 +339,8 @@ class SharedFacts:
         view._index = self._index
         view.rosters = {
             semester: {
-                import_id: {n: p._replace(entries=entries.get((semester, import_id, n), {})) for n, p in parts.items()}
+                import_id: {n: p._replace(entries=entries.get((semester, import_id, n), {}))
+                            for n, p in parts.items()}
                 for import_id, parts in imports.items()
             }
             for semester, imports in self.rosters.items()
@@ -350,6 +362,88 @@ class _CheckIndex:
                     self.by_school.setdefault(school, []).append(check)
             else:
                 self.everyone.append(check)
+
+
+# --------------------------------------------------------------------------- shared facts as rows
+
+SharedKey = tuple[Any, ...]
+
+
+def _values(record: tuple[Any, ...]) -> list[Any]:
+    return [sorted(v) if isinstance(v, frozenset) else v for v in record]
+
+
+def _load_check(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
+    v = fact["v"]
+    shared.checks[key] = CheckFact(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+                                   None if v[8] is None else frozenset(v[8]),
+                                   None if v[9] is None else frozenset(v[9]))
+
+
+def _load_closing(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
+    shared.closings[key] = Closing(*fact["v"])
+
+
+def _load_publication(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
+    shared.publications[(fact["school_id"], fact["month"])] = Publication(*fact["v"])
+
+
+def _load_roster_part(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
+    parts = shared.rosters.setdefault(fact["semester"], {}).setdefault(fact["import_id"], {})
+    ts, eid, count = fact["v"]
+    parts[int(fact["part"])] = RosterPart(ts, eid, count, {})
+
+
+def _roster_parts(shared: SharedFacts) -> Iterator[tuple[SharedKey, RosterPart]]:
+    for semester, imports in shared.rosters.items():
+        for import_id, parts in imports.items():
+            for part, record in parts.items():
+                yield (semester, import_id, part), record
+
+
+class SharedKind(NamedTuple):
+    """One kind of shared fact: where it lives in :class:`SharedFacts` and its stored form (a
+    row ``(kind, key, fact)`` of the live projection's ``eligibility_shared``; reads back
+    exactly; a roster part is stored without its entries, which the projection keeps per student)."""
+
+    get: Callable[[SharedFacts, SharedKey], Any]
+    items: Callable[[SharedFacts], Iterable[tuple[SharedKey, Any]]]
+    encode: Callable[[SharedKey, Any], tuple[str, dict[str, Any]]]
+    load: Callable[[SharedFacts, str, Mapping[str, Any]], None]
+
+
+SHARED_KINDS: dict[str, SharedKind] = {
+    "check": SharedKind(
+        lambda s, k: s.checks.get(k[0]), lambda s: (((k,), v) for k, v in s.checks.items()),
+        lambda k, r: (k[0], {"v": _values(r)}), _load_check),
+    "closing": SharedKind(
+        lambda s, k: s.closings.get(k[0]), lambda s: (((k,), v) for k, v in s.closings.items()),
+        lambda k, r: (k[0], {"v": _values(r)}), _load_closing),
+    "publication": SharedKind(
+        lambda s, k: s.publications.get((k[0], k[1])), lambda s: s.publications.items(),
+        lambda k, r: (json.dumps(list(k)), {"v": _values(r), "school_id": k[0], "month": k[1]}),
+        _load_publication),
+    "roster_part": SharedKind(
+        lambda s, k: s.rosters.get(k[0], {}).get(k[1], {}).get(k[2]), _roster_parts,
+        lambda k, r: (json.dumps(list(k)), {"v": list(r[:3]), "semester": k[0], "import_id": k[1],
+                                            "part": k[2]}),
+        _load_roster_part),
+}
+
+
+def shared_rows(shared: SharedFacts) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every shared fact as ``(kind, key, fact)`` (the projection's rebuild writes these)."""
+    for kind, spec in SHARED_KINDS.items():
+        for key, record in spec.items(shared):
+            yield (kind, *spec.encode(key, record))
+
+
+def load_shared(rows: Iterable[tuple[str, str, Mapping[str, Any]]]) -> SharedFacts:
+    """The inverse of :func:`shared_rows` (roster parts come back without entries)."""
+    shared = SharedFacts()
+    for kind, key, fact in rows:
+        SHARED_KINDS[kind].load(shared, key, fact)
+    return shared
 
 
 # --------------------------------------------------------------------------- the fold
@@ -383,9 +477,9 @@ class Ledger:
 
     def apply_fields(self, event_type: str, event_id: str, occurred_ts: float, payload: Payload) -> None:
         """The hot path of :meth:`apply`, for readers that skip building envelopes."""
-        handler = HANDLERS.get(event_type)
-        if handler is not None:
-            handler(self, event_id, occurred_ts, payload)
+        fold = FOLDS.get(event_type)
+        if fold is not None:
+            fold.apply(self, event_id, occurred_ts, payload)
 
     def student_ids(self) -> set[str]:
         """Students known from their own events or from a national roster."""
@@ -397,24 +491,102 @@ class Ledger:
         return ids
 
 
-def apply(ledger: Ledger, envelope: Envelope) -> Ledger:
-    """Functional form of :meth:`Ledger.apply` (mutates and returns ``ledger``)."""
-    ledger.apply(envelope)
-    return ledger
+# --------------------------------------------------------------------------- impact
 
 
-def fold(envelopes: Iterable[Envelope], ledger: Ledger | None = None) -> Ledger:
-    ledger = Ledger() if ledger is None else ledger
-    for envelope in envelopes:
-        ledger.apply(envelope)
-    return ledger
+class Impact(NamedTuple):
+    """Whose status an event can change: the live projection re-derives only them.
+
+    ``check_id``: also the students the check covers as known *before* the event is folded (a
+    CheckOpened that corrects a check may narrow its scope; CheckClosed names only the check);
+    whoever holds the checks resolves it (:func:`check_impact`) before folding the event.
+    """
+
+    students: frozenset[str] = frozenset()
+    schools: frozenset[str] = frozenset()
+    everyone: bool = False
+    roster_semester: str | None = None
+    check_id: str | None = None
 
 
-# --------------------------------------------------------------------------- handlers
+def check_impact(student_ids: Iterable[str] | None, school_ids: Iterable[str] | None) -> Impact:
+    if student_ids is not None:
+        return Impact(students=frozenset(student_ids))
+    if school_ids is not None:
+        return Impact(schools=frozenset(school_ids))
+    return Impact(everyone=True)
+
+
+def _own_student(p: Payload) -> Impact:
+    return Impact(students=frozenset([p["student_id"]]))
+
+
+# --------------------------------------------------------------------------- the registry
 
 Handler = Callable[[Ledger, str, float, Payload], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """How one event type is folded. ``shared`` is None for an event about the student named by
+    its payload's ``student_id`` (folded into that student's facts); otherwise it names the
+    kind of shared fact the event writes (:data:`SHARED_KINDS`) and ``key`` says which one."""
+
+    event_type: str
+    apply: Handler
+    impact: Callable[[Payload], Impact]
+    shared: str | None = None
+    key: Callable[[Payload], SharedKey] | None = None
+
+
+FOLDS: dict[str, Fold] = {}
+"""Event type -> its fold. Every other type (CaptureSubmitted, CaptureRejected, ...) is ignored."""
+
+
+def folds(event_type: str, *, shared: str | None = None, key: Callable[[Payload], SharedKey] | None = None,
+          impact: Callable[[Payload], Impact] | None = None) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the fold of ``event_type``: the one place that adds an
+    event type to the rules' input. The store's type filter (:func:`handled_types`), the
+    low-memory replay's split (:func:`shared_types`, :func:`student_types`) and the live
+    projection's re-derivation scope (:func:`impact`) all follow from it."""
+    if event_type in FOLDS:
+        raise ValueError(f"{event_type} already has a fold")
+    if shared is not None and (shared not in SHARED_KINDS or key is None or impact is None):
+        raise ValueError(f"{event_type}: a shared fold names one of {sorted(SHARED_KINDS)},"
+                         " a key and an impact")
+
+    def register(handler: Handler) -> Handler:
+        FOLDS[event_type] = Fold(event_type, handler, impact or _own_student, shared, key)
+        return handler
+
+    return register
+
+
+def handled_types() -> list[str]:
+    """The event types the rules read (the filter of every store read), sorted."""
+    return sorted(FOLDS)
+
+
+def shared_types() -> list[str]:
+    """Types folded into :class:`SharedFacts` (the low-memory replay reads them first)."""
+    return sorted(t for t, f in FOLDS.items() if f.shared is not None)
+
+
+def student_types() -> list[str]:
+    """Types about one student (payload ``student_id``): the low-memory replay reads them by student."""
+    return sorted(t for t, f in FOLDS.items() if f.shared is None)
+
+
+def impact(event_type: str, payload: Payload) -> Impact | None:
+    """Whose status the event can change; ``None`` for events the rules ignore."""
+    fold = FOLDS.get(event_type)
+    return None if fold is None else fold.impact(payload)
+
+
+# --------------------------------------------------------------------------- the folds
+
+
+@folds("StudentRegistered")
 def _registered(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is None:
@@ -435,12 +607,14 @@ def _lww_attr(f: StudentFacts, name: str, record: Registration) -> None:
         setattr(f, name, record)
 
 
+@folds("StudentEnrolled")
 def _enrolled(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
         _own(f, "enrolments")[eid] = Enrolment(ts, eid, sys.intern(p["semester"]), p["mode"])
 
 
+@folds("CaptureVerified")
 def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     check_id = p.get("check_id")
     if not check_id or p["purpose"] != "spot_check":
@@ -460,6 +634,7 @@ def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         _own(f, "captures")[check_id] = tuple(sorted((*several, Capture(ts, eid))))
 
 
+@folds("AbsenceMarked")
 def _absence(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
@@ -469,6 +644,7 @@ def _absence(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         ))
 
 
+@folds("ForcedPassRecorded")
 def _forced(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is None:
@@ -480,24 +656,30 @@ def _forced(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         _own(f, "forced")[check_id] = record
 
 
+@folds("AppealFiled")
 def _appeal_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(_own(f, "appeals"), p["appeal_id"], Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
+        _lww(_own(f, "appeals"), p["appeal_id"],
+             Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
 
 
+@folds("AppealResolved")
 def _appeal_resolved(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
         _lww(_own(f, "resolutions"), p["appeal_id"], Resolution(ts, eid, p["decision"]))
 
 
+@folds("InternshipPlanFiled")
 def _plan_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(_own(f, "plans"), p["plan_id"], Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
+        _lww(_own(f, "plans"), p["plan_id"],
+             Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
 
 
+@folds("PlacementConfirmed")
 def _placement_confirmed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
@@ -508,6 +690,7 @@ def _placement_confirmed(ledger: Ledger, eid: str, ts: float, p: Payload) -> Non
 _PLACEMENT_FIELDS = ("starts_on", "ends_on", "filed_on", "grade")
 
 
+@folds("PlacementUpdated")
 def _placement_updated(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     changes = tuple(sorted((k, str(v)) for k, v in p["changes"].items() if k in _PLACEMENT_FIELDS))
     f = ledger.student(p["student_id"]) if changes else None
@@ -515,24 +698,32 @@ def _placement_updated(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         _own(f, "placement_changes")[eid] = PlacementChange(ts, eid, p["placement_id"], changes)
 
 
+@folds("PlacementEnded")
 def _placement_ended(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _own(f, "placement_changes")[eid] = PlacementChange(ts, eid, p["placement_id"], (("ended_on", p["ended_on"]),))
+        change = PlacementChange(ts, eid, p["placement_id"], (("ended_on", p["ended_on"]),))
+        _own(f, "placement_changes")[eid] = change
 
 
+@folds("HardshipDetermined")
 def _hardship(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
-        _lww(_own(f, "hardship"), p["determination_id"], Hardship(ts, eid, p["level"], p["effective_semester"]))
+        _lww(_own(f, "hardship"), p["determination_id"],
+             Hardship(ts, eid, p["level"], p["effective_semester"]))
 
 
+@folds("HardshipRevoked")
 def _revoked(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
     if f is not None:
         _lww(_own(f, "revocations"), p["determination_id"], Revocation(ts, eid, p["effective_semester"]))
 
 
+@folds("CheckOpened", shared="check", key=lambda p: (p["check_id"],),
+       impact=lambda p: check_impact(p.get("student_ids"), p.get("school_ids"))
+       ._replace(check_id=p["check_id"]))
 def _check_opened(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     schools, students = p.get("school_ids"), p.get("student_ids")
     check_id = sys.intern(p["check_id"])
@@ -544,10 +735,14 @@ def _check_opened(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     ledger.shared.changed()
 
 
+@folds("CheckClosed", shared="closing", key=lambda p: (p["check_id"],),
+       impact=lambda p: Impact(check_id=p["check_id"]))
 def _check_closed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     _lww(ledger.shared.closings, sys.intern(p["check_id"]), Closing(ts, eid, instant(p["closed_at"])))
 
 
+@folds("MonthResultsPublished", shared="publication", key=lambda p: (p["school_id"], p["month"]),
+       impact=lambda p: Impact(schools=frozenset([p["school_id"]])))
 def _published(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     key = (sys.intern(p["school_id"]), sys.intern(p["month"]))
     record = Publication(p["published_on"], eid)
@@ -556,74 +751,14 @@ def _published(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         ledger.shared.publications[key] = record
 
 
+@folds("NationalRosterImported", shared="roster_part",
+       key=lambda p: (p["semester"], p["import_id"], int(p["part"])),
+       impact=lambda p: Impact(roster_semester=p["semester"]))
 def _roster(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     wanted = ledger.wanted
     entries = {e["student_id"]: e["id_number_hash"] for e in p["entries"]
                if wanted is None or wanted(e["student_id"])}
     imports = ledger.shared.rosters.setdefault(sys.intern(p["semester"]), {})
-    _lww(imports.setdefault(p["import_id"], {}), int(p["part"]), RosterPart(ts, eid, int(p["parts"]), entries))
+    part = RosterPart(ts, eid, int(p["parts"]), entries)
+    _lww(imports.setdefault(p["import_id"], {}), int(p["part"]), part)
     ledger.shared.changed()
-
-
-HANDLERS: dict[str, Handler] = {
-    "StudentRegistered": _registered,
-    "StudentEnrolled": _enrolled,
-    "CaptureVerified": _capture_verified,
-    "AbsenceMarked": _absence,
-    "ForcedPassRecorded": _forced,
-    "AppealFiled": _appeal_filed,
-    "AppealResolved": _appeal_resolved,
-    "InternshipPlanFiled": _plan_filed,
-    "PlacementConfirmed": _placement_confirmed,
-    "PlacementUpdated": _placement_updated,
-    "PlacementEnded": _placement_ended,
-    "HardshipDetermined": _hardship,
-    "HardshipRevoked": _revoked,
-    "CheckOpened": _check_opened,
-    "CheckClosed": _check_closed,
-    "MonthResultsPublished": _published,
-    "NationalRosterImported": _roster,
-}
-"""Event types the rules read; every other type (CaptureSubmitted, CaptureRejected, ...) is ignored."""
-
-
-# --------------------------------------------------------------------------- impact
-
-
-class Impact(NamedTuple):
-    """Whose status an event can change: used by the live projection to re-derive only them."""
-
-    students: frozenset[str] = frozenset()
-    schools: frozenset[str] = frozenset()
-    everyone: bool = False
-    roster_semester: str | None = None
-    check_id: str | None = None
-
-
-def impact(event_type: str, payload: Payload) -> Impact | None:
-    """``None`` for events the rules ignore."""
-    if event_type not in HANDLERS:
-        return None
-    if event_type == "CheckClosed":
-        # Carries only the check id: whoever holds the checks resolves it (see check_impact).
-        return Impact(check_id=payload["check_id"])
-    if event_type == "CheckOpened":
-        return check_impact(payload.get("student_ids"), payload.get("school_ids"))
-    if event_type == "MonthResultsPublished":
-        return Impact(schools=frozenset([payload["school_id"]]))
-    if event_type == "NationalRosterImported":
-        return Impact(roster_semester=payload["semester"])
-    return Impact(students=frozenset([payload["student_id"]]))
-
-
-def check_impact(student_ids: Iterable[str] | None, school_ids: Iterable[str] | None) -> Impact:
-    if student_ids is not None:
-        return Impact(students=frozenset(student_ids))
-    if school_ids is not None:
-        return Impact(schools=frozenset(school_ids))
-    return Impact(everyone=True)
-
-
-def iter_students(ledger: Ledger) -> Iterator[str]:
-    """Every student id to derive a status for, in sorted order."""
-    yield from sorted(ledger.student_ids())

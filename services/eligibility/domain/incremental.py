@@ -2,7 +2,7 @@
 
 Each event re-derives only the students it can affect (:func:`facts.impact`). Because the
 fold is order-insensitive and ``derive`` is pure, the result equals a full replay; the
-property test checks exactly that, and ``projection.py`` does the same against PostgreSQL.
+property test checks exactly that, and ``projection/writer.py`` does the same against PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ class IncrementalView:
             found = impact(envelope.type, envelope.payload)
             if found is None:
                 continue
-            if envelope.type == "CheckOpened":
-                # A correction of a check may narrow its scope: its former students change too.
-                affected |= self.affected(Impact(check_id=envelope.payload["check_id"]))
+            if found.check_id is not None:  # the check's students as known before this event
+                check = self.ledger.shared.checks.get(found.check_id)
+                if check is not None:
+                    affected |= self.affected(check_impact(check.student_ids, check.school_ids))
             self.ledger.apply(envelope)
             affected |= self.affected(found)
         for student_id in affected:
@@ -45,11 +46,6 @@ class IncrementalView:
         return affected
 
     def affected(self, found: Impact) -> set[str]:
-        if found.check_id is not None:
-            check = self.ledger.shared.checks.get(found.check_id)
-            if check is None:
-                return set()  # its CheckOpened will re-derive them
-            found = check_impact(check.student_ids, check.school_ids)
         if found.everyone or found.roster_semester is not None:
             return self.ledger.student_ids()
         out = set(found.students)

@@ -141,7 +141,8 @@ def _season(data: Any, where: str) -> SeasonRules:
 
 def _version(data: Any, where: str) -> Policy:
     semesters = _need(data, "semesters", where)
-    seasons = {s: _season(_need(semesters, s, f"{where}.semesters"), f"{where}.semesters.{s}") for s in SEASONS}
+    seasons = {s: _season(_need(semesters, s, f"{where}.semesters"), f"{where}.semesters.{s}")
+               for s in SEASONS}
     grant = _need(_need(data, "national_grant", where), "yuan_per_month", f"{where}.national_grant")
     if not isinstance(grant, Mapping) or set(grant) != set(GRANT_LEVELS):
         raise PolicyError(f"{where}.national_grant.yuan_per_month: needs exactly {list(GRANT_LEVELS)}")

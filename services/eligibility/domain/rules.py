@@ -5,7 +5,7 @@ status per semester (a JSON-ready dict, schema ``contracts/schemas/eligibility-s
 It reads no clock: everything it decides follows from the events, so a replay, the live
 projection and a shuffled replay agree. Undecidable things say so ("pending", "no_check").
 
-Decisions and where the rules were ambiguous (documented in the report and in the tests):
+Decisions taken where the rules were ambiguous (each one has a test in ``tests/eligibility``):
 
 - *Taking part* in semester S: a verified or evidence-filed enrolment (once per school career)
   with ``occurred_at`` on or before S's capture deadline (end of Oct 20 / Apr 20, Shanghai);
@@ -45,11 +45,12 @@ Decisions and where the rules were ambiguous (documented in the report and in th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from contracts.eligibility_status import SCHEMA_ID
 from services.eligibility.domain.calendar import (
     CalendarError,
     add_months,
@@ -69,12 +70,12 @@ from services.eligibility.domain.facts import (
     SharedFacts,
     StudentFacts,
     captures_of,
-    iter_students,
 )
 from services.eligibility.domain.policy import GRANT_LEVELS, Policy, PolicyBook
 
 StudentStatus = dict[str, Any]
-SCHEMA = "eligibility-status.v1"
+"""A status as the rules derive it: the JSON form of
+:class:`contracts.eligibility_status.EligibilityStatus`."""
 
 PASSING = ("passed", "forced_pass", "excused", "placement")
 
@@ -83,14 +84,14 @@ GRANT_RULES = ("roster_mismatch", "unfiled_internship", "no_hardship_determinati
                "placement_internship", "failed_check_month")
 
 
-def derive_all(ledger: Ledger, book: PolicyBook) -> Iterator[StudentStatus]:
-    """Every status, ordered by (student_id, semester)."""
-    for student_id in iter_students(ledger):
+def derive_all(ledger: Ledger, book: PolicyBook,
+               students: Collection[str] | None = None) -> Iterator[StudentStatus]:
+    """Every status (of ``students`` only, when given), ordered by student id, then semester."""
+    ids = ledger.student_ids()
+    if students is not None:
+        ids &= set(students)
+    for student_id in sorted(ids):
         yield from derive(student_id, ledger.students.get(student_id), ledger.shared, book)
-
-
-def derive_student(ledger: Ledger, student_id: str, book: PolicyBook) -> list[StudentStatus]:
-    return derive(student_id, ledger.students.get(student_id), ledger.shared, book)
 
 
 def derive(student_id: str, facts: StudentFacts | None, shared: SharedFacts,
@@ -177,7 +178,8 @@ class _Student:
         check_months = [month(m) for m in rules.check_months]
         period = (first_day(aid_months[0]), last_day(aid_months[-1]))
         placements = self._placements(policy)
-        participation = self._participation(semester, month(rules.capture_deadline[0]), rules.capture_deadline[1])
+        deadline_month, deadline_day = rules.capture_deadline
+        participation = self._participation(semester, month(deadline_month), deadline_day)
         months = [self._month(m, participation, placements, policy) for m in check_months]
         hardship = self._hardship(semester)
         roster = self._roster(semester)
@@ -196,7 +198,7 @@ class _Student:
         ]
         reg = self.reg
         return {
-            "schema": SCHEMA,
+            "schema": SCHEMA_ID,
             "student_id": self.sid,
             "semester": semester,
             "school_id": reg.school_id if reg else None,
@@ -237,7 +239,8 @@ class _Student:
         in_time = [e for e in provisional if e.ts <= cutoff]
         if in_time:
             return {"status": "provisional", **base, "event_ids": [in_time[0].eid]}
-        late = [e for e in permanent + provisional if e.semester == semester or semester_of(local_date(e.ts)) == semester]
+        late = [e for e in permanent + provisional
+                if e.semester == semester or semester_of(local_date(e.ts)) == semester]
         if late:
             return {"status": "not_enrolled_in_time", **base, "event_ids": _ids(e.eid for e in late)}
         return {"status": "not_enrolled", **base, "event_ids": []}
@@ -326,7 +329,8 @@ class _Student:
                 covering = [p for p in plans if p.starts_on <= day.isoformat() <= p.ends_on]
                 if not covering:
                     return True, []  # period unknown: treated as a short internship
-                start, end = date.fromisoformat(covering[0].starts_on), date.fromisoformat(covering[0].ends_on)
+                first = covering[0]
+                start, end = date.fromisoformat(first.starts_on), date.fromisoformat(first.ends_on)
         except ValueError:
             return True, []
         if add_months(start, policy.internship_filing_from_full_months) - timedelta(days=1) > end:
@@ -336,7 +340,8 @@ class _Student:
             if plan.starts_on <= start.isoformat() and plan.ends_on >= end.isoformat() \
                     and window_open <= plan.filed_on <= start.isoformat():
                 return True, [plan.eid]
-        return False, [p.eid for p in plans if p.starts_on <= end.isoformat() and p.ends_on >= start.isoformat()]
+        return False, [p.eid for p in plans
+                       if p.starts_on <= end.isoformat() and p.ends_on >= start.isoformat()]
 
     @staticmethod
     def _combine(results: list[dict[str, Any]]) -> tuple[str, str]:
@@ -357,7 +362,8 @@ class _Student:
 
     def _month(self, month: str, participation: dict[str, Any], placements: list[_Placement],
                policy: Policy) -> dict[str, Any]:
-        in_month = sorted((c for c in self.checks if c.month == month), key=lambda c: (c.opens_ts, c.check_id))
+        in_month = sorted((c for c in self.checks if c.month == month),
+                          key=lambda c: (c.opens_ts, c.check_id))
         routine = [self._check(c, placements, policy) for c in in_month if c.kind != "targeted"]
         targeted = [self._check(c, placements, policy) for c in in_month if c.kind == "targeted"]
         span = (first_day(month), last_day(month))
@@ -445,7 +451,8 @@ class _Student:
             policy = self.book.policy_at(local_date(appeal.ts))
             if resolution.decision != "approved":
                 notes.append(f"appeal {appeal_id}: rejected")
-            elif policy.appeal_resolve_within_filing_month and local_month(resolution.ts) != local_month(appeal.ts):
+            elif policy.appeal_resolve_within_filing_month \
+                    and local_month(resolution.ts) != local_month(appeal.ts):
                 notes.append(f"appeal {appeal_id}: approved after the month it was filed in, not applied")
             else:
                 notes.append(f"appeal {appeal_id}: approved")
@@ -502,7 +509,8 @@ class _Student:
         if suspension is not None:
             rules.append({"rule": "unfiled_internship", "month": None, "event_ids": suspension["event_ids"]})
         if hardship["status"] != "in_force":
-            rules.append({"rule": "no_hardship_determination", "month": None, "event_ids": hardship["event_ids"]})
+            rules.append({"rule": "no_hardship_determination", "month": None,
+                          "event_ids": hardship["event_ids"]})
         span = (first_day(aid_month), last_day(aid_month))
         touching = [p for p in placements if p.touches(*span)]
         if touching:
@@ -518,10 +526,11 @@ class _Student:
                 continue
             governing.extend(result["event_ids"])
             if result["outcome"] == "failed":
-                rules.append({"rule": "failed_check_month", "month": check_month, "event_ids": result["event_ids"]})
+                rules.append({"rule": "failed_check_month", "month": check_month,
+                              "event_ids": result["event_ids"]})
             elif result["outcome"] in ("pending", "no_check"):
-                pending.append({"rule": "awaiting_check" if result["outcome"] == "no_check" else "check_pending",
-                                "month": check_month, "event_ids": result["event_ids"]})
+                waits = "awaiting_check" if result["outcome"] == "no_check" else "check_pending"
+                pending.append({"rule": waits, "month": check_month, "event_ids": result["event_ids"]})
         rules.sort(key=lambda r: GRANT_RULES.index(r["rule"]))
         if rules:
             decision, amount = "withheld", 0
@@ -529,7 +538,8 @@ class _Student:
             decision, amount, rules = "pending", None, pending
         else:
             decision, amount = "granted", policy.grant_yuan_per_month[hardship["level"]]
-        event_ids = _ids(*(r["event_ids"] for r in rules)) if rules else _ids(governing, hardship["event_ids"])
+        event_ids = _ids(*(r["event_ids"] for r in rules)) if rules \
+            else _ids(governing, hardship["event_ids"])
         return {"month": aid_month, "decision": decision, "amount_yuan": amount,
                 "policy_version": policy.version, "rules": rules, "event_ids": event_ids}
 
