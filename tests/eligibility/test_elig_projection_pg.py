@@ -11,12 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from elig_builders import ROOT_DIR, Log, at, month, replay, write_jsonl
 from jsonschema import Draft202012Validator, FormatChecker
 
-from services.eligibility import projection, queries
-from services.eligibility.projection import Projection, apply_events
+from services.eligibility.projection import audit, queries
+from services.eligibility.projection.writer import Projection, rebuild
 from services.eligibility.replay import main
+from tests.eligibility.elig_builders import ROOT_DIR, Log, at, month, replay, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def _history() -> Log:
 
 def _rows(dsn: str) -> dict[tuple[str, str], dict[str, Any]]:
     with psycopg.connect(dsn) as conn:
-        return {(sid, sem): st for sid, sem, st in projection.iter_statuses(conn)}
+        return {(sid, sem): st for sid, sem, st in audit.iter_statuses(conn)}
 
 
 def test_projection_in_shuffled_duplicated_batches_equals_a_replay(pg_dsn: str) -> None:
@@ -66,12 +66,12 @@ def test_projection_in_shuffled_duplicated_batches_equals_a_replay(pg_dsn: str) 
 def test_apply_is_idempotent(pg_dsn: str) -> None:
     events = _history().events
     with psycopg.connect(pg_dsn) as conn:
-        first = apply_events(conn, events, Projection())
+        first = Projection().apply_events(conn, events)
         before = _rows(pg_dsn)
-        again = apply_events(conn, events, Projection())
+        again = Projection().apply_events(conn, events)
         assert (first.applied, first.duplicates) == (len(events), 0)
         assert (again.applied, again.duplicates, again.rederived) == (0, len(events), 0)
-        assert projection.high_water(conn) == len(events)
+        assert audit.high_water(conn) == len(events)
     assert _rows(pg_dsn) == before
 
 
@@ -83,16 +83,18 @@ def test_failed_batch_leaves_nothing_behind(pg_dsn: str) -> None:
         broken = events[10].__class__(**{**events[10].__dict__, "payload": {"student_id": "S1"}})
         with pytest.raises(KeyError):
             live.apply_events(conn, [events[11], broken])
-        assert projection.processed_count(conn, 0, 10**9) == 10
+        assert audit.processed_count(conn, 0, 10**9) == 10
         live.apply_events(conn, events[10:])
     assert _rows(pg_dsn) == replay(events)
 
 
-def test_verify_passes_then_lists_a_tampered_row(pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_passes_then_lists_a_tampered_row(
+    pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = _history().events
     path = write_jsonl(tmp_path / "log.jsonl", events)
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, events, Projection())
+        Projection().apply_events(conn, events)
     assert main(["--source", f"jsonl:{path}", "--dsn", pg_dsn, "--verify", "--progress-every", "0"]) == 0
     assert "no differences" in capsys.readouterr().err
     with psycopg.connect(pg_dsn) as conn:
@@ -106,13 +108,62 @@ def test_verify_passes_then_lists_a_tampered_row(pg_dsn: str, tmp_path: Path, ca
     assert "2 difference(s)" in captured.err
 
 
-def test_verify_lists_a_changed_decision(pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_reports_projection_rows_no_logged_event_explains(pg_dsn: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     events = _history().events
     path = write_jsonl(tmp_path / "log.jsonl", events)
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, events, Projection())
-        conn.execute("UPDATE eligibility_status SET status = jsonb_set(status, '{grant,0,decision}', '\"withheld\"')"
-                     " WHERE student_id = 'S1'")
+        Projection().apply_events(conn, events)
+        # forged rows: a semester no event gives S1 (before and after its real one), a student
+        # the log never names (sorting before everyone), all with a plausible status
+        conn.execute("INSERT INTO eligibility_status (student_id, semester, school_id, status)"
+                     " SELECT s.student_id, f.semester, s.school_id, s.status FROM eligibility_status s,"
+                     " (VALUES ('2026-spring'), ('2027-spring')) AS f(semester)"
+                     " WHERE s.student_id = 'S1'")
+        conn.execute("INSERT INTO eligibility_status (student_id, semester, school_id, status)"
+                     " SELECT '0-forged', semester, school_id, status FROM eligibility_status"
+                     " WHERE student_id = 'S2'")
+    args = ["--source", f"jsonl:{path}", "--dsn", pg_dsn, "--verify", "--progress-every", "0"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["0-forged 2026-autumn: in the projection but not in the replay",
+                                         "S1 2026-spring: in the projection but not in the replay",
+                                         "S1 2027-spring: in the projection but not in the replay"]
+    assert "3 difference(s)" in captured.err
+
+
+def test_verify_compares_a_student_semester_by_semester_whatever_their_order(
+        pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _history()  # then checks in spring and autumn 2027: a replay derives 2027-spring first
+    log.pass_checks("S1", log.routine_checks("2027-spring"), semester="2027-spring")
+    log.passed("S1", log.check("R-2027-10", "2027-10", date(2027, 10, 21), semester="2027-autumn"),
+               date(2027, 10, 21))
+    path = write_jsonl(tmp_path / "log.jsonl", log.events)
+    with psycopg.connect(pg_dsn) as conn:
+        Projection().apply_events(conn, log.events)
+        semesters = [r[0] for r in conn.execute("SELECT semester FROM eligibility_status"
+                                                " WHERE student_id = 'S1' ORDER BY semester")]
+        assert semesters == ["2026-autumn", "2027-autumn", "2027-spring"]
+    args = ["--source", f"jsonl:{path}", "--dsn", pg_dsn, "--verify", "--progress-every", "0"]
+    assert main(args) == 0
+    assert "no differences" in capsys.readouterr().err
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("DELETE FROM eligibility_status WHERE student_id = 'S1' AND semester = '2026-autumn'")
+    assert main(args) == 1
+    assert capsys.readouterr().out.splitlines() == ["S1 2026-autumn: missing from the projection"]
+
+
+def test_verify_lists_a_changed_decision(
+    pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = _history().events
+    path = write_jsonl(tmp_path / "log.jsonl", events)
+    with psycopg.connect(pg_dsn) as conn:
+        Projection().apply_events(conn, events)
+        conn.execute(
+            "UPDATE eligibility_status SET status = jsonb_set(status, '{grant,0,decision}', '\"withheld\"')"
+            " WHERE student_id = 'S1'"
+        )
     assert main(["--source", f"jsonl:{path}", "--dsn", pg_dsn, "--verify", "--progress-every", "0"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out == ['S1 2026-autumn: grant[0].decision: replay="granted" projection="withheld"']
@@ -123,39 +174,50 @@ def test_verify_reports_events_the_projection_missed(pg_dsn: str, tmp_path: Path
     events = _history().events
     path = write_jsonl(tmp_path / "log.jsonl", events)
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, [e for e in events if e.type != "AppealResolved"], Projection())
+        Projection().apply_events(conn, [e for e in events if e.type != "AppealResolved"])
     assert main(["--source", f"jsonl:{path}", "--dsn", pg_dsn, "--verify", "--progress-every", "0"]) == 1
     out = capsys.readouterr().out
     assert "S2 2026-autumn: months[1].status: replay=\"passed_on_appeal\" projection=\"failed\"" in out
-    assert f"log has {len(events)} events in positions 1..{len(events)}; the projection processed {len(events) - 1}" in out
+    n = len(events)
+    assert f"log has {n} events in positions 1..{n}; the projection processed {n - 1}" in out
 
 
 def test_queries_answer_from_the_projection_as_the_pure_helpers_do(pg_dsn: str) -> None:
     events = _history().events
     statuses = list(replay(events).values())
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, events, Projection())
-        one = projection.student_status(conn, "S2")
+        Projection().apply_events(conn, events)
+        one = queries.student_status(conn, "S2")
         assert [s["semester"] for s in one] == ["2026-autumn"]
         assert month(one[0], "2026-11")["status"] == "passed_on_appeal"
-        school = projection.school_month(conn, "B", "2026-12")
-        assert school == queries.school_month(statuses, "B", "2026-12")
+        school = queries.school_month(conn, "B", "2026-12")
+        assert school == queries.school_month_from(statuses, "B", "2026-12")
         assert school["counts"] == {"placement_internship": 1, "passed": 1}
         assert {s["name_masked"] for s in school["students"]} == {"张*"}
         for month_ in ("2026-09", "2026-10", "2026-11", "2026-12", "2027-01"):
-            for filters in ({}, {"school_id": "A"}, {"county": "Yicheng"}, {"city": "Zhumadian"}, {"city": "x"}):
-                assert projection.province_summary(conn, month_, **filters) == queries.summarize(statuses, month_, **filters)
-        nov = projection.province_summary(conn, "2026-11")
+            for filters in (
+                {},
+                {"school_id": "A"},
+                {"county": "Yicheng"},
+                {"city": "Zhumadian"},
+                {"city": "x"},
+            ):
+                assert queries.province_summary(conn, month_, **filters) == queries.province_summary_from(
+                    statuses, month_, **filters
+                )
+        nov = queries.province_summary(conn, "2026-11")
     assert nov["withheld_by_reason"] == {"roster_mismatch": 2}  # S4 (in placement too) and S5
     assert nov["students"] == 5 and nov["grant_granted"] == 3
 
 
 def test_projection_rows_validate_against_the_status_schema(pg_dsn: str) -> None:
-    schema = json.loads((ROOT_DIR / "contracts/schemas/eligibility-status.v1.json").read_text(encoding="utf-8"))
+    schema = json.loads(
+        (ROOT_DIR / "contracts/schemas/eligibility-status.v1.json").read_text(encoding="utf-8")
+    )
     row_schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/status"}
     validator = Draft202012Validator(row_schema, format_checker=FormatChecker())
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, _history().events, Projection())
+        Projection().apply_events(conn, _history().events)
     rows = _rows(pg_dsn)
     assert rows
     for status in rows.values():
@@ -174,7 +236,10 @@ def test_postgres_source_replays_like_jsonl_and_as_of_uses_recorded_at(pg_dsn: s
     time.sleep(0.05)
     store.append(appeal)
     out_pg, out_jsonl = tmp_path / "pg.json", tmp_path / "jsonl.json"
-    assert main(["--source", "postgres", "--dsn", pg_dsn, "--out-json", str(out_pg), "--progress-every", "0"]) == 0
+    assert (
+        main(["--source", "postgres", "--dsn", pg_dsn, "--out-json", str(out_pg), "--progress-every", "0"])
+        == 0
+    )
     write_jsonl(tmp_path / "log.jsonl", log.events)
     assert main(["--source", f"jsonl:{tmp_path / 'log.jsonl'}", "--out-json", str(out_jsonl),
                  "--progress-every", "0"]) == 0
@@ -192,7 +257,7 @@ def test_verify_against_the_postgres_log(pg_dsn: str, capsys: pytest.CaptureFixt
     store = PostgresEventStore(pg_dsn)
     stored = store.append(_history().events)
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, list(store.read_all()), Projection())
+        Projection().apply_events(conn, list(store.read_all()))
     assert main(["--source", "postgres", "--dsn", pg_dsn, "--verify", "--progress-every", "0"]) == 0
     assert len(stored) == len(_history().events)
 
@@ -209,10 +274,10 @@ def test_rebuild_from_a_replay_then_continue_incrementally(pg_dsn: str, tmp_path
     for e in head:
         ledger.apply(e)
     with psycopg.connect(pg_dsn) as conn:
-        apply_events(conn, events[:5], Projection())  # something stale to be replaced
-        rows = projection.rebuild(conn, ledger, load_policy_book(), through_position=cut)
+        Projection().apply_events(conn, events[:5])  # something stale to be replaced
+        rows = rebuild(conn, ledger, load_policy_book(), through_position=cut)
         assert rows == len(replay(head))
-        assert projection.high_water(conn) == cut
+        assert audit.high_water(conn) == cut
         live = Projection()
         live.apply_events(conn, events[cut - 5:])  # overlaps the rebuild: refolding facts is harmless
     assert _rows(pg_dsn) == replay(events)
@@ -243,8 +308,22 @@ def test_low_memory_replay_equals_the_full_replay(pg_dsn: str, tmp_path: Path) -
     store.append([e for e in log.events if e.type == "AppealResolved"])
     full, low = tmp_path / "full.json", tmp_path / "low.json"
     for extra in ([], ["--student", "S2", "--student", "S5"], ["--school", "B", "--as-of", cut.isoformat()]):
-        assert main(["--source", "postgres", "--dsn", pg_dsn, "--out-json", str(full), "--progress-every", "0",
-                     *extra]) == 0
+        assert (
+            main(
+                [
+                    "--source",
+                    "postgres",
+                    "--dsn",
+                    pg_dsn,
+                    "--out-json",
+                    str(full),
+                    "--progress-every",
+                    "0",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         assert main(["--source", "postgres", "--dsn", pg_dsn, "--out-json", str(low), "--progress-every", "0",
                      "--low-memory", *extra]) == 0
         expected = json.loads(full.read_text())["statuses"]

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elig_builders import AUTUMN_2026, ROOT_DIR, Log, at, month, write_jsonl
 from jsonschema import Draft202012Validator, FormatChecker
 
 from services.eligibility.replay import main
+from tests.eligibility.elig_builders import AUTUMN_2026, ROOT_DIR, Log, at, month, write_jsonl
 
-SCHEMA = json.loads((ROOT_DIR / "contracts" / "schemas" / "eligibility-status.v1.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads(
+    (ROOT_DIR / "contracts" / "schemas" / "eligibility-status.v1.json").read_text(encoding="utf-8")
+)
 
 
 def _history() -> Log:
@@ -96,8 +98,13 @@ def test_as_of_before_and_after_a_late_recorded_appeal(log_file: Path, tmp_path:
     before = _json(out)
     assert before["as_of"].startswith("2026-12-10T23:59:59")
     assert month(before["statuses"][0], "2026-11")["status"] == "failed"
-    assert month(before["statuses"][0], "2026-11")["notes"] == ["appeal A-S1-2026-11: not handled, original result stands"]
-    assert _run("--source", f"jsonl:{log_file}", "--out-json", str(out), "--as-of", "2026-12-20T10:00:00+08:00") == 0
+    assert month(before["statuses"][0], "2026-11")["notes"] == [
+        "appeal A-S1-2026-11: not handled, original result stands"
+    ]
+    assert (
+        _run("--source", f"jsonl:{log_file}", "--out-json", str(out), "--as-of", "2026-12-20T10:00:00+08:00")
+        == 0
+    )
     assert month(_json(out)["statuses"][0], "2026-11")["status"] == "passed_on_appeal"
 
 
@@ -109,7 +116,9 @@ def test_as_of_before_any_check_shows_what_was_known_then(log_file: Path, tmp_pa
     assert {g["decision"] for g in st["grant"]} == {"pending"}
 
 
-def test_bad_line_is_reported_with_its_line_number(log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_line_is_reported_with_its_line_number(
+    log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = log_file.read_text(encoding="utf-8").splitlines()
     lines.insert(4, '{"event_id": "x", "type": "CheckOpened", oops')
     bad = tmp_path / "bad.jsonl"
@@ -119,8 +128,9 @@ def test_bad_line_is_reported_with_its_line_number(log_file: Path, tmp_path: Pat
     assert f"{bad}:5: not valid JSON" in err
 
 
-def test_line_breaking_the_contract_is_reported_with_its_line_number(log_file: Path, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_line_breaking_the_contract_is_reported_with_its_line_number(
+    log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = log_file.read_text(encoding="utf-8").splitlines()
     doc = json.loads(lines[2])
     del doc["payload"]
@@ -155,16 +165,46 @@ def test_old_schema_versions_are_upcast_on_replay(tmp_path: Path) -> None:
     assert st["grant_total_yuan"] == 5 * 167
 
 
-def test_progress_goes_to_stderr_with_a_rate(log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--source", f"jsonl:{log_file}", "--out-json", str(tmp_path / "o.json"), "--progress-every", "10"]) == 0
+def test_progress_goes_to_stderr_with_a_rate(
+    log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "--source",
+                f"jsonl:{log_file}",
+                "--out-json",
+                str(tmp_path / "o.json"),
+                "--progress-every",
+                "10",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "replay: 10 events in" in err and "ev/s" in err
 
 
 def test_module_runs_as_a_command(log_file: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "services.eligibility.replay", "--source", f"jsonl:{log_file}",
-                           "--student", "S2", "--out-csv", "-", "--progress-every", "0"],
-                          cwd=ROOT_DIR, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.eligibility.replay",
+            "--source",
+            f"jsonl:{log_file}",
+            "--student",
+            "S2",
+            "--out-csv",
+            "-",
+            "--progress-every",
+            "0",
+        ],
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.splitlines()[1].startswith("S2,2026-autumn,4101000002")
 
 

@@ -7,7 +7,8 @@ import random
 from datetime import date
 
 import pytest
-from elig_builders import (
+
+from tests.eligibility.elig_builders import (
     AUTUMN_2026,
     SPRING_2027,
     Log,
@@ -44,7 +45,9 @@ def ordinary_with_checks(sid: str = "S1", semester: str = "2026-autumn") -> tupl
         ("2027-spring", "2027-06", ["2027-06", "2027-07"]),
     ],
 )
-def test_grant_table_failed_check_month_withholds_its_months(semester: str, failed: str, expected: list[str]) -> None:
+def test_grant_table_failed_check_month_withholds_its_months(
+    semester: str, failed: str, expected: list[str]
+) -> None:
     log, checks = ordinary_with_checks(semester=semester)
     log.pass_checks("S1", checks, except_months=[failed], semester=semester)
     st = status(log, "S1", semester)
@@ -351,7 +354,9 @@ def test_placement_starting_and_ending_mid_semester_suspends_grant_keeps_waiver(
     assert (nov["status"], nov["outcome"]) == ("placement_internship", "passed")
     assert nov["checks"][0]["result"] == "placement"
     assert withheld(st) == ["2026-11"]
-    assert next(g for g in st["grant"] if g["month"] == "2026-11")["rules"][0]["rule"] == "placement_internship"
+    assert (
+        next(g for g in st["grant"] if g["month"] == "2026-11")["rules"][0]["rule"] == "placement_internship"
+    )
     assert st["tuition_waiver"]["decision"] == "granted"
     assert month(st, "2026-12")["status"] == "passed"  # ordinary student again
 
@@ -535,7 +540,9 @@ def test_roster_not_imported_is_not_applied() -> None:
     assert status(log, "S1")["roster"]["status"] == "not_imported"
     log.roster("2026-autumn", ["S9"], parts=2)
     # A two-part import with both parts is complete; drop one part to make it partial.
-    log.events = [e for e in log.events if not (e.type == "NationalRosterImported" and e.payload["part"] == 2)]
+    log.events = [
+        e for e in log.events if not (e.type == "NationalRosterImported" and e.payload["part"] == 2)
+    ]
     assert status(log, "S1")["roster"]["status"] == "not_imported"
 
 

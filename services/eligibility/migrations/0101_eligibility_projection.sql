@@ -1,4 +1,4 @@
--- Eligibility: the live projection (services/eligibility/projection.py). Idempotent DDL.
+-- Eligibility: the live projection (services/eligibility/projection/). Idempotent DDL.
 -- Needs processed_events from backbone/migrations/0001_event_log.sql (consumer 'eligibility').
 
 -- Per-student facts folded from the log (StudentFacts.to_json), the state the rules read.

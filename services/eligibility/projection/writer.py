@@ -1,0 +1,305 @@
+"""Writes the live projection: statuses kept current in PostgreSQL as events arrive, and rebuilt
+from a replay.
+
+Tables (``migrations/0101_eligibility_projection.sql``, applied by ``aid migrate``):
+``eligibility_facts`` (per-student facts), ``eligibility_shared`` (checks, closings,
+publications, roster parts), ``eligibility_roster_entries``, ``eligibility_status`` (the read
+model: one row per student and semester) and ``eligibility_meta``.
+
+:meth:`Projection.apply_events` is idempotent and order-insensitive: in ONE transaction it
+records the batch's event ids in ``processed_events`` (consumer ``eligibility``) and drops those
+seen before, folds the new events into the stored facts, and re-derives exactly the students
+the events can affect (:func:`domain.facts.impact`). A province-wide CheckOpened or a complete
+roster import re-derives everyone (in chunks); a capture re-derives one student.
+Batches are serialised by an advisory lock, so several consumers may apply batches at once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from contracts.envelope import Envelope
+from services.eligibility.domain.facts import (
+    FOLDS,
+    SHARED_KINDS,
+    Impact,
+    Ledger,
+    SharedFacts,
+    SharedKey,
+    StudentFacts,
+    check_impact,
+    load_shared,
+    shared_rows,
+)
+from services.eligibility.domain.policy import PolicyBook
+from services.eligibility.domain.rules import derive, derive_all
+from services.eligibility.policyfile import load_policy_book
+
+CONSUMER = "eligibility"
+LOCK_KEY = 727_104
+CHUNK = 2000
+
+_UPSERT_META = ("INSERT INTO eligibility_meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")
+_STATUS_COLUMNS = "student_id, semester, school_id, county, city, status, last_position"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    received: int
+    applied: int
+    duplicates: int
+    rederived: int
+
+
+class Projection:
+    """Applies batches of envelopes to the tables. Keeps shared facts cached between batches
+    (reloaded whenever ``eligibility_meta.shared_token`` changed, e.g. by another process).
+    One instance may serve several green threads: the advisory lock serialises the batches,
+    and the cache is trusted only under it."""
+
+    def __init__(self, book: PolicyBook | None = None, chunk: int = CHUNK) -> None:
+        self.book = book or load_policy_book()
+        self.chunk = chunk
+        self._shared: SharedFacts | None = None
+        self._token: str | None = None
+
+    def apply_events(self, conn: Any, envelopes: Sequence[Envelope]) -> ApplyResult:
+        """Apply one batch (any order, duplicates allowed) in one transaction. The cached shared
+        facts are trusted again only once the batch has committed: a failed batch (or an outer
+        rollback, which changes the stored token back) makes the next batch reload them."""
+        try:
+            with conn.transaction():
+                result, token = self._apply(conn, list(envelopes))
+        except BaseException:
+            self._shared, self._token = None, None
+            raise
+        self._token = token
+        return result
+
+    # ------------------------------------------------------------------ steps
+
+    def _apply(self, conn: Any, envelopes: list[Envelope]) -> tuple[ApplyResult, str | None]:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        unique = {e.event_id: e for e in envelopes}
+        fresh = {r[0] for r in conn.execute(
+            "INSERT INTO processed_events (consumer, event_id, position)"
+            " SELECT %s, e, p FROM unnest(%s::uuid[], %s::bigint[]) AS t(e, p)"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            (CONSUMER, list(unique), [e.position for e in unique.values()]),
+        ).fetchall()}
+        new = [e for e in unique.values() if e.event_id in fresh]
+        if not new:
+            return ApplyResult(len(envelopes), 0, len(envelopes), 0), self._token
+        top = max((e.position or 0 for e in new), default=0) or None
+
+        shared, token = self._load_shared_cached(conn)
+        self._token = None  # the cache is in flux until this batch commits (see apply_events)
+
+        ledger = Ledger()
+        ledger.shared = shared
+        own = {e.payload["student_id"] for e in new if e.type in FOLDS and FOLDS[e.type].shared is None}
+        ledger.students.update(self._facts(conn, own))
+
+        scope = _Scope()
+        dirty: dict[tuple[str, SharedKey], Any] = {}
+        for env in new:
+            fold = FOLDS.get(env.type)
+            if fold is None:
+                continue
+            found = fold.impact(env.payload)
+            if found.check_id is not None:  # the check's students as known before this event
+                scope.add(self._check_scope(found.check_id, shared))
+            if fold.shared is not None and fold.key is not None:
+                kind, key = fold.shared, fold.key(env.payload)
+                before = SHARED_KINDS[kind].get(shared, key)
+                ledger.apply(env)
+                after = SHARED_KINDS[kind].get(shared, key)
+                if after is not before:
+                    dirty[(kind, key)] = after
+            else:
+                ledger.apply(env)
+            scope.add(found)
+
+        self._write_facts(conn, ledger, own, top)
+        if dirty:
+            token = self._write_shared(conn, shared, dirty)
+        students = self._affected(conn, scope)
+        self._rederive(conn, students, ledger, shared, top)
+        return ApplyResult(len(envelopes), len(new), len(envelopes) - len(new), len(students)), token
+
+    def _load_shared_cached(self, conn: Any) -> tuple[SharedFacts, str | None]:
+        row = conn.execute("SELECT value FROM eligibility_meta WHERE key = 'shared_token'").fetchone()
+        token = row[0] if row else None
+        if self._shared is None or self._token is None or token != self._token:
+            rows = conn.execute("SELECT kind, key, fact FROM eligibility_shared").fetchall()
+            self._shared = load_shared(rows)
+        return self._shared, token
+
+    @staticmethod
+    def _facts(conn: Any, student_ids: Iterable[str]) -> dict[str, StudentFacts]:
+        ids = sorted(student_ids)
+        if not ids:
+            return {}
+        rows = conn.execute("SELECT student_id, facts FROM eligibility_facts WHERE student_id = ANY(%s)",
+                            (ids,)).fetchall()
+        return {sid: StudentFacts.from_json(facts) for sid, facts in rows}
+
+    @staticmethod
+    def _check_scope(check_id: str, shared: SharedFacts) -> Impact:
+        check = shared.checks.get(check_id)
+        return Impact() if check is None else check_impact(check.student_ids, check.school_ids)
+
+    @staticmethod
+    def _write_facts(conn: Any, ledger: Ledger, student_ids: set[str], top: int | None) -> None:
+        rows = []
+        for sid in sorted(student_ids):
+            facts = ledger.students.get(sid)
+            if facts is not None:
+                school = facts.registration.school_id if facts.registration else None
+                rows.append((sid, school, Jsonb(facts.to_json()), top))
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO eligibility_facts (student_id, school_id, facts, last_position)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (student_id) DO UPDATE SET"
+                    " school_id = EXCLUDED.school_id, facts = EXCLUDED.facts,"
+                    " last_position = EXCLUDED.last_position",
+                    rows,
+                )
+
+    @staticmethod
+    def _write_shared(conn: Any, shared: SharedFacts, dirty: dict[tuple[str, SharedKey], Any]) -> str:
+        with conn.cursor() as cur:
+            for (kind, key), record in dirty.items():
+                row_key, fact = SHARED_KINDS[kind].encode(key, record)
+                cur.execute(
+                    "INSERT INTO eligibility_shared (kind, key, fact) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (kind, key) DO UPDATE SET fact = EXCLUDED.fact",
+                    (kind, row_key, Jsonb(fact)),
+                )
+                if kind == "roster_part":
+                    semester, import_id, part = key
+                    cur.execute("DELETE FROM eligibility_roster_entries"
+                                " WHERE semester = %s AND import_id = %s AND part = %s",
+                                (semester, import_id, part))
+                    _copy_roster_entries(cur, [(key, record)])
+                    # the cache keeps parts without entries (they are read per student)
+                    shared.rosters[semester][import_id][part] = record._replace(entries={})
+            token = uuid.uuid4().hex
+            cur.execute(_UPSERT_META, ("shared_token", token))
+        shared.changed()
+        return token
+
+    @staticmethod
+    def _affected(conn: Any, scope: _Scope) -> list[str]:
+        students = set(scope.students)
+        if scope.everyone:
+            students.update(r[0] for r in conn.execute(
+                "SELECT student_id FROM eligibility_facts"
+                " UNION SELECT student_id FROM eligibility_roster_entries"))
+        elif scope.schools:
+            students.update(r[0] for r in conn.execute(
+                "SELECT student_id FROM eligibility_facts WHERE school_id = ANY(%s)",
+                (sorted(scope.schools),)))
+        return sorted(students)
+
+    def _rederive(self, conn: Any, students: list[str], ledger: Ledger, shared: SharedFacts,
+                  top: int | None) -> None:
+        for start in range(0, len(students), self.chunk):
+            chunk = students[start:start + self.chunk]
+            facts = {sid: ledger.students[sid] for sid in chunk if sid in ledger.students}
+            facts.update(self._facts(conn, (sid for sid in chunk if sid not in facts)))
+            entries: dict[tuple[str, str, int], dict[str, str]] = {}
+            if shared.rosters:
+                for semester, import_id, part, sid, digest in conn.execute(
+                        "SELECT semester, import_id, part, student_id, id_number_hash"
+                        " FROM eligibility_roster_entries WHERE student_id = ANY(%s)", (chunk,)):
+                    entries.setdefault((semester, import_id, part), {})[sid] = digest
+            view = shared.with_roster_entries(entries)
+            rows: list[tuple[Any, ...]] = []
+            keys: list[str] = []
+            for sid in chunk:
+                for status in derive(sid, facts.get(sid), view, self.book):
+                    keys.append(f"{sid}\x1f{status['semester']}")
+                    rows.append((*_status_columns(status), Jsonb(status), top))
+            conn.execute(
+                "DELETE FROM eligibility_status WHERE student_id = ANY(%s)"
+                " AND NOT (student_id || chr(31) || semester = ANY(%s))", (chunk, keys))
+            if rows:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO eligibility_status ({_STATUS_COLUMNS})"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT (student_id, semester) DO UPDATE SET school_id = EXCLUDED.school_id,"
+                        " county = EXCLUDED.county, city = EXCLUDED.city, status = EXCLUDED.status,"
+                        " last_position = EXCLUDED.last_position, updated_at = now()"
+                        " WHERE eligibility_status.status IS DISTINCT FROM EXCLUDED.status",
+                        rows,
+                    )
+
+
+class _Scope:
+    def __init__(self) -> None:
+        self.students: set[str] = set()
+        self.schools: set[str] = set()
+        self.everyone = False
+
+    def add(self, found: Impact) -> None:
+        self.students |= found.students
+        self.schools |= found.schools
+        self.everyone |= found.everyone or found.roster_semester is not None
+
+
+def _status_columns(status: dict[str, Any]) -> tuple[Any, ...]:
+    return status["student_id"], status["semester"], status["school_id"], status["county"], status["city"]
+
+
+def _copy_roster_entries(cur: Any, parts: Iterable[tuple[SharedKey, Any]]) -> None:
+    with cur.copy("COPY eligibility_roster_entries (semester, import_id, part, student_id, id_number_hash)"
+                  " FROM STDIN") as copy:
+        for (semester, import_id, part), record in parts:
+            for sid, digest in record.entries.items():
+                copy.write_row((semester, import_id, part, sid, digest))
+
+
+# --------------------------------------------------------------------------- rebuild
+
+
+def rebuild(conn: Any, ledger: Ledger, book: PolicyBook | None = None, *, through_position: int) -> int:
+    """Replace the whole projection with a replay's result, in one transaction (bootstrap, or
+    after a rules or policy change). ``ledger`` must hold the log up to ``through_position``.
+
+    Events up to that position may still arrive from the broker afterwards: folding a fact twice
+    changes nothing, so they only cost a re-derivation. Returns the number of status rows.
+    """
+    book = book or load_policy_book()
+    count = 0
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute("TRUNCATE eligibility_facts, eligibility_shared, eligibility_roster_entries,"
+                     " eligibility_status")
+        with conn.cursor() as cur:
+            with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position)"
+                          " FROM STDIN") as copy:
+                for sid, facts in ledger.students.items():
+                    school = facts.registration.school_id if facts.registration else None
+                    copy.write_row((sid, school, json.dumps(facts.to_json(), ensure_ascii=False),
+                                    through_position))
+            cur.executemany("INSERT INTO eligibility_shared (kind, key, fact) VALUES (%s, %s, %s)",
+                            [(kind, key, Jsonb(fact)) for kind, key, fact in shared_rows(ledger.shared)])
+            _copy_roster_entries(cur, SHARED_KINDS["roster_part"].items(ledger.shared))
+            with cur.copy(f"COPY eligibility_status ({_STATUS_COLUMNS}) FROM STDIN") as copy:
+                for status in derive_all(ledger, book):
+                    copy.write_row((*_status_columns(status), json.dumps(status, ensure_ascii=False),
+                                    through_position))
+                    count += 1
+            cur.execute(_UPSERT_META, ("shared_token", uuid.uuid4().hex))
+            cur.execute(_UPSERT_META, ("rebuilt_through", str(through_position)))
+    return count
