@@ -1,7 +1,12 @@
 """Delivery guarantees, shown against the real PostgreSQL and RabbitMQ with real processes:
 nothing is lost when a relay or a consumer is SIGKILLed, or when the broker or the database
 restarts; a redelivered or duplicated event is applied once; broken messages are
-dead-lettered with their reason and never crash a consumer."""
+dead-lettered with their reason and never crash a consumer; a message that fails every time is
+retried a bounded number of times (the consumer shows as stuck on /health meanwhile) and then
+dead-lettered while later messages go on; errors caused by the data are dead-lettered at once.
+
+Processes connect to the broker with their own least-privilege users; the tests publish and
+read dead-letter queues with the vhost's administrator account."""
 
 from __future__ import annotations
 
@@ -204,7 +209,9 @@ def _restart_rabbitmq() -> None:
     """A full restart of the broker process (not only its application), as after a crash."""
     rabbitmqctl("stop")
     subprocess.run(["rabbitmq-server", "-detached"], check=True, timeout=60)
-    time.sleep(1)
+    # -detached returns before the node answers: wait for it, then for its applications
+    wait_for(lambda: rabbitmqctl("status", check=False).returncode == 0, timeout=60, interval=1.0,
+             what="the broker node answering")
     rabbitmqctl("await_startup")
 
 
@@ -233,3 +240,139 @@ def test_a_broker_or_database_restart_is_survived_with_nothing_lost(system: Syst
     assert sorted(effects(system.database_url)) == sorted(expected)
     relay.stop()
     probe.stop()
+
+
+# --------------------------------------------------------------------------- poison messages
+
+
+def fail_on(url: str, failures: dict[str, str]) -> None:
+    """Make the probe's effect fail, every time, for some events: event id -> SQLSTATE raised by a
+    trigger on ``probe_effects`` (40001: serialization failure, transient; 22001: string too long
+    and 23514: check violation, caused by the data)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS probe_failures (event_id uuid PRIMARY KEY, sqlstate text)")
+        conn.execute("""
+            CREATE OR REPLACE FUNCTION probe_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE code text;
+            BEGIN
+                SELECT sqlstate INTO code FROM probe_failures WHERE event_id = NEW.event_id;
+                IF code IS NOT NULL THEN
+                    RAISE EXCEPTION 'probe failure' USING ERRCODE = code;
+                END IF;
+                RETURN NEW;
+            END $$""")
+        conn.execute("DROP TRIGGER IF EXISTS probe_fail ON probe_effects")
+        conn.execute("CREATE TRIGGER probe_fail BEFORE INSERT ON probe_effects FOR EACH ROW EXECUTE FUNCTION probe_fail()")
+        for event_id, sqlstate in failures.items():
+            conn.execute("INSERT INTO probe_failures VALUES (%s, %s)", (event_id, sqlstate))
+
+
+def health(proc: Any) -> tuple[int, Any]:
+    from tests.support import http_json
+
+    return http_json("GET", f"http://127.0.0.1:{proc.metrics_port}/health", timeout=5)
+
+
+def test_a_message_that_always_fails_is_dead_lettered_after_bounded_tries_and_later_ones_go_on(
+        system: System) -> None:
+    probe_table(system.database_url)
+    store = PostgresEventStore(system.database_url)
+    (poison,) = store.append(closed_events(1))
+    fail_on(system.database_url, {str(poison.event_id): "40001"})  # transient, but every time
+    probe = system.service("tests.integration.probe_service:SERVICE").start()
+    relay = system.relay().start()
+    later = store.append(closed_events(20))
+
+    def stuck() -> bool:
+        status, body = health(probe)
+        return status == 503 and "stuck" in body["checks"]["consumer probe.on_closed"]
+
+    wait_for(stuck, timeout=20, interval=0.1, what="/health reporting the stuck consumer")
+    assert metric_value(probe.metrics(), "aid_consumer_stuck", service="probe", queue="probe.on_closed") == 1
+    # the 20 later events are handled while the poison one is retried
+    wait_for(lambda: {str(e.event_id) for e in later} <= set(effects(system.database_url)), timeout=20,
+             what="later events handled")
+    assert str(poison.event_id) not in effects(system.database_url)
+
+    def dead_lettered() -> list[Any]:
+        conn = amqp.Connection(**_amqp_params(system.amqp_url))
+        conn.connect()
+        try:
+            letters = []
+            while (m := conn.channel().basic_get("probe.dlq", no_ack=True)) is not None:
+                letters.append(m)
+            return letters
+        finally:
+            conn.close()
+
+    (letter,) = wait_for(dead_lettered, timeout=60, what="the poison message dead-lettered")
+    assert letter.headers["x-aid-reason"] == "retries_exhausted"
+    assert letter.headers["x-aid-detail"] == "5 attempts; last error SerializationFailure"
+    assert letter.properties["message_id"] == str(poison.event_id)
+    text = probe.metrics()
+    assert metric_value(text, "aid_dead_letters_total", service="probe", reason="retries_exhausted") == 1
+    assert metric_value(text, "aid_consumer_handled_total", service="probe", outcome="retried") == 4
+    wait_for(lambda: health(probe)[0] == 200, timeout=10, what="healthy again")
+    assert metric_value(probe.metrics(), "aid_consumer_stuck", service="probe", queue="probe.on_closed") == 0
+    assert str(poison.event_id) not in effects(system.database_url)
+    relay.stop()
+
+
+def test_database_errors_caused_by_the_data_are_dead_lettered_at_once(system: System) -> None:
+    probe_table(system.database_url)
+    store = PostgresEventStore(system.database_url)
+    too_long, violation, good = store.append(closed_events(3))
+    fail_on(system.database_url, {str(too_long.event_id): "22001", str(violation.event_id): "23514"})
+    probe = system.service("tests.integration.probe_service:SERVICE").start()
+    system.relay().start()
+    wait_for(lambda: str(good.event_id) in effects(system.database_url), what="the good event handled")
+    conn = amqp.Connection(**_amqp_params(system.amqp_url))
+    conn.connect()
+    channel = conn.channel()
+    letters: dict[str, Any] = {}
+
+    def both_dead_lettered() -> bool:
+        while (m := channel.basic_get("probe.dlq", no_ack=True)) is not None:
+            letters[m.properties["message_id"]] = m
+        return len(letters) == 2
+
+    wait_for(both_dead_lettered, what="both dead-lettered")
+    conn.close()
+    assert letters[str(too_long.event_id)].headers["x-aid-reason"] == "data_error"
+    assert letters[str(too_long.event_id)].headers["x-aid-detail"] == "StringDataRightTruncation"
+    assert letters[str(violation.event_id)].headers["x-aid-reason"] == "data_error"
+    assert letters[str(violation.event_id)].headers["x-aid-detail"] == "CheckViolation"
+    text = probe.metrics()
+    assert metric_value(text, "aid_consumer_handled_total", service="probe", outcome="retried") == 0
+    assert metric_value(text, "aid_dead_letters_total", service="probe", reason="data_error") == 2
+    assert effects(system.database_url) == [str(good.event_id)]
+
+
+def test_failure_kinds_and_stuck_rules() -> None:
+    from backbone.health import ConsumerProgress
+    from backbone.messaging import failure_kind
+
+    assert failure_kind(psycopg.errors.StringDataRightTruncation()) == "data_error"
+    assert failure_kind(psycopg.errors.UntranslatableCharacter()) == "data_error"
+    assert failure_kind(psycopg.errors.UniqueViolation()) == "data_error"
+    assert failure_kind(psycopg.errors.UndefinedColumn()) == "data_error"  # a ProgrammingError
+    assert failure_kind(psycopg.errors.ProgramLimitExceeded()) == "data_error"  # an OperationalError
+    assert failure_kind(psycopg.errors.SerializationFailure()) == "transient"
+    assert failure_kind(psycopg.OperationalError("server closed the connection")) == "transient"
+    assert failure_kind(ConnectionResetError()) == "transient"
+    assert failure_kind(KeyError("x")) == "handler_error"
+
+    progress = ConsumerProgress("svc", "svc.on_x", stuck_after=60)
+    t0 = progress.last_settled
+    key = progress.received()
+    assert progress.stuck_reason(t0 + 30) is None
+    assert "in its handler for 61s" in (progress.stuck_reason(t0 + 61) or "")  # a hung handler
+    progress.failed(key, "e1", 1, "SerializationFailure")
+    assert progress.stuck_reason(t0 + 1) is None  # one failure is not stuck yet
+    key = progress.received()
+    progress.failed(key, "e1", 2, "SerializationFailure")
+    assert "failed 2 times in a row (SerializationFailure)" in (progress.stuck_reason(t0 + 1) or "")
+    progress.settled(progress.received(), "e1")
+    assert progress.stuck_reason() is None
+    progress.depth = 3  # messages waiting, nothing settled for a minute: the consumer is not consuming
+    assert "3 message(s) waiting" in (progress.stuck_reason(progress.last_settled + 61) or "")
