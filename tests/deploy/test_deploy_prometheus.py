@@ -16,6 +16,7 @@ EXPECTED_ALERTS = {
     "RelayLagHigh",
     "RelayDown",
     "ConsumerLagHigh",
+    "ConsumerStuck",
     "DeadLettersArriving",
     "HighErrorRate",
     "ConsumerHighErrorRate",
@@ -98,6 +99,7 @@ def test_expected_alerts_present_and_well_formed():
     assert by_name["ConsumerLagHigh"]["for"] == "5m"
     assert by_name["HighErrorRate"]["for"] == "5m"
     assert by_name["ServiceDown"]["for"] == "1m"
+    assert by_name["ConsumerStuck"]["for"] == "2m"
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests():
