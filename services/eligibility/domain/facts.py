@@ -586,6 +586,14 @@ def impact(event_type: str, payload: Payload) -> Impact | None:
 # --------------------------------------------------------------------------- the folds
 
 
+def _keep_latest(ledger: Ledger, p: Payload, table: str, key: str, record: tuple[Any, ...]) -> None:
+    """Into table ``table`` of the payload's student: ``record`` under ``key``, unless a later
+    one is there (:func:`_lww`)."""
+    f = ledger.student(p["student_id"])
+    if f is not None:
+        _lww(_own(f, table), key, record)
+
+
 @folds("StudentRegistered")
 def _registered(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     f = ledger.student(p["student_id"])
@@ -636,12 +644,9 @@ def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 
 @folds("AbsenceMarked")
 def _absence(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "absences"), sys.intern(p["check_id"]), Absence(
-            ts, eid, p["reason"], instant(p["reported_at"]),
-            p.get("internship_starts_on"), p.get("internship_ends_on"),
-        ))
+    _keep_latest(ledger, p, "absences", sys.intern(p["check_id"]), Absence(
+        ts, eid, p["reason"], instant(p["reported_at"]), p.get("internship_starts_on"), p.get("internship_ends_on"),
+    ))
 
 
 @folds("ForcedPassRecorded")
@@ -658,33 +663,25 @@ def _forced(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 
 @folds("AppealFiled")
 def _appeal_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "appeals"), p["appeal_id"],
-             Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
+    _keep_latest(ledger, p, "appeals", p["appeal_id"],
+                 Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
 
 
 @folds("AppealResolved")
 def _appeal_resolved(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "resolutions"), p["appeal_id"], Resolution(ts, eid, p["decision"]))
+    _keep_latest(ledger, p, "resolutions", p["appeal_id"], Resolution(ts, eid, p["decision"]))
 
 
 @folds("InternshipPlanFiled")
 def _plan_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "plans"), p["plan_id"],
-             Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
+    _keep_latest(ledger, p, "plans", p["plan_id"],
+                 Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
 
 
 @folds("PlacementConfirmed")
 def _placement_confirmed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "placements"), p["placement_id"],
-             Placement(ts, eid, int(p["grade"]), p["starts_on"], p["ends_on"], p.get("filed_on")))
+    _keep_latest(ledger, p, "placements", p["placement_id"],
+                 Placement(ts, eid, int(p["grade"]), p["starts_on"], p["ends_on"], p.get("filed_on")))
 
 
 _PLACEMENT_FIELDS = ("starts_on", "ends_on", "filed_on", "grade")
@@ -708,17 +705,13 @@ def _placement_ended(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 
 @folds("HardshipDetermined")
 def _hardship(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "hardship"), p["determination_id"],
-             Hardship(ts, eid, p["level"], p["effective_semester"]))
+    _keep_latest(ledger, p, "hardship", p["determination_id"],
+                 Hardship(ts, eid, p["level"], p["effective_semester"]))
 
 
 @folds("HardshipRevoked")
 def _revoked(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    f = ledger.student(p["student_id"])
-    if f is not None:
-        _lww(_own(f, "revocations"), p["determination_id"], Revocation(ts, eid, p["effective_semester"]))
+    _keep_latest(ledger, p, "revocations", p["determination_id"], Revocation(ts, eid, p["effective_semester"]))
 
 
 @folds("CheckOpened", shared="check", key=lambda p: (p["check_id"],),

@@ -105,6 +105,17 @@ def _ids(*groups: Iterable[str]) -> list[str]:
     return sorted(set().union(*groups))
 
 
+def _semester_rules(roster: dict[str, Any], suspension: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The rules that withhold every aid of the semester (grant and waiver): a roster mismatch,
+    a suspension for an unfiled internship."""
+    rules: list[dict[str, Any]] = []
+    if roster["status"] not in ("matched", "not_imported"):
+        rules.append({"rule": "roster_mismatch", "month": None, "event_ids": roster["event_ids"]})
+    if suspension is not None:
+        rules.append({"rule": "unfiled_internship", "month": None, "event_ids": suspension["event_ids"]})
+    return rules
+
+
 def _valid_semester(semester: str) -> bool:
     try:
         parse_semester(semester)
@@ -501,13 +512,9 @@ class _Student:
                hardship: dict[str, Any], roster: dict[str, Any],
                suspension: dict[str, Any] | None) -> dict[str, Any]:
         policy = self.book.policy_at(first_day(aid_month))
-        rules: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         governing: list[str] = []
-        if roster["status"] not in ("matched", "not_imported"):
-            rules.append({"rule": "roster_mismatch", "month": None, "event_ids": roster["event_ids"]})
-        if suspension is not None:
-            rules.append({"rule": "unfiled_internship", "month": None, "event_ids": suspension["event_ids"]})
+        rules = _semester_rules(roster, suspension)
         if hardship["status"] != "in_force":
             rules.append({"rule": "no_hardship_determination", "month": None,
                           "event_ids": hardship["event_ids"]})
@@ -558,11 +565,7 @@ class _Student:
                 best, best_ids = run, run_ids
             possible = possible + 1 if outcome != "failed" else 0
             best_possible = max(best_possible, possible)
-        rules: list[dict[str, Any]] = []
-        if roster["status"] not in ("matched", "not_imported"):
-            rules.append({"rule": "roster_mismatch", "month": None, "event_ids": roster["event_ids"]})
-        if suspension is not None:
-            rules.append({"rule": "unfiled_internship", "month": None, "event_ids": suspension["event_ids"]})
+        rules = _semester_rules(roster, suspension)
         if best >= need:
             decision = "denied" if rules else "granted"
             event_ids = _ids(*(r["event_ids"] for r in rules)) if rules else _ids(best_ids)
