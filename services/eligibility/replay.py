@@ -7,7 +7,8 @@
 ``--as-of`` keeps events with ``recorded_at`` <= that instant (a date alone means the end of that
 day, Asia/Shanghai; an instant without offset is read as Asia/Shanghai). ``--verify`` replays the
 log up to the live projection's high-water mark and lists every difference with the
-``eligibility_status`` table; it exits 1 on any. Exit 2: bad input (the message names the line).
+``eligibility_status`` table (a status it lacks, a field that differs, a row no logged event
+explains); it exits 1 on any. Exit 2: bad input (the message names the line).
 
 Memory: only per-student facts are kept, never envelopes; statuses are written as derived.
 """
