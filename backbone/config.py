@@ -134,5 +134,6 @@ def ports(service: str, environ: dict[str, str] | None = None) -> tuple[int, int
 def now() -> datetime:
     """The service clock. Outside production, ``AID_CLOCK_OFFSET_SECONDS`` shifts it, so tests
     and demos can run a 10:00-15:00 check at any hour of the day."""
-    offset = 0.0 if os.environ.get("AID_ENV") == "production" else float(os.environ.get("AID_CLOCK_OFFSET_SECONDS", "0"))
+    production = os.environ.get("AID_ENV") == "production"
+    offset = 0.0 if production else float(os.environ.get("AID_CLOCK_OFFSET_SECONDS", "0"))
     return datetime.now(UTC) + timedelta(seconds=offset)

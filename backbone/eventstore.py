@@ -140,7 +140,8 @@ _COLUMNS = (
 )
 
 _LEAN_COLUMNS = (
-    "position, event_id, NULL, stream_version, type, schema_version, occurred_at, NULL, NULL, NULL, NULL, payload"
+    "position, event_id, NULL, stream_version, type, schema_version, occurred_at,"
+    " NULL, NULL, NULL, NULL, payload"
 )
 
 
@@ -162,7 +163,8 @@ def row_to_envelope(row: Sequence[Any]) -> Envelope:
     )
 
 
-def append_in_transaction(conn: Any, events: Sequence[Envelope], expected_version: int | None = None) -> list[Envelope]:
+def append_in_transaction(conn: Any, events: Sequence[Envelope],
+                          expected_version: int | None = None) -> list[Envelope]:
     """Append inside the caller's open transaction (so effects and events commit together)."""
     from psycopg.types.json import Jsonb
 
@@ -181,7 +183,8 @@ def append_in_transaction(conn: Any, events: Sequence[Envelope], expected_versio
             raise IdempotencyConflict("part of this append was stored already")
         streams = sorted({e.stream for e in events})
         cur.execute(
-            "SELECT stream, max(stream_version) FROM events WHERE stream = ANY(%s) GROUP BY stream", (streams,)
+            "SELECT stream, max(stream_version) FROM events WHERE stream = ANY(%s) GROUP BY stream",
+            (streams,),
         )
         current = {s: v for s, v in cur.fetchall()}
         planned = _plan(events, current, expected_version)
@@ -284,7 +287,10 @@ class PostgresEventStore(EventStore):
         if types is not None:
             query += " AND type = ANY(%s)"
             params.append(list(types))
-        query += " ORDER BY (payload->>'student_id') COLLATE \"C\", position" if by_student else " ORDER BY position"
+        if by_student:
+            query += " ORDER BY (payload->>'student_id') COLLATE \"C\", position"
+        else:
+            query += " ORDER BY position"
         with self._connect() as conn, conn.transaction(), conn.cursor(name="read_rows") as cur:
             cur.itersize = batch_size
             cur.execute(query, params)

@@ -66,13 +66,15 @@ from contracts.registry import ContractError, build_envelope, parse_envelope
 
 log = logging.getLogger("aid.consumer")
 
-TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, ConnectionError, OSError, amqp.exceptions.AMQPError)
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, ConnectionError, OSError,
+             amqp.exceptions.AMQPError)
 #: database errors caused by the data itself: the same message fails the same way every time
 DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.NotSupportedError,
                psycopg.errors.ProgramLimitExceeded)
 TRACKING_CONSTRAINT = "processed_events_pkey"
 DEFAULT_MAX_ATTEMPTS = 5
-REASONS = ("undecodable", "contract_violation", "not_in_log", "data_error", "retries_exhausted", "handler_error")
+REASONS = ("undecodable", "contract_violation", "not_in_log", "data_error", "retries_exhausted",
+           "handler_error")
 OUTPUT_NAMESPACE = uuid.UUID("5d3c8f4e-8a8e-4f0a-9a57-2f7f9d3b2a10")
 
 BODY_MISMATCH = Counter("aid_consumer_body_mismatch_total",
@@ -140,7 +142,8 @@ class EventLog(SharedExtension):  # type: ignore[misc]
     """The consumers' read access to the log (a small pool of its own, shared per container)."""
 
     def setup(self) -> None:
-        self.pool = Pool(config.load().database_url, size=int(self.container.config.get("AID_LOOKUP_POOL_SIZE", 2)))
+        size = int(self.container.config.get("AID_LOOKUP_POOL_SIZE", 2))
+        self.pool = Pool(config.load().database_url, size=size)
 
     def stop(self) -> None:
         self.pool.close()
@@ -203,7 +206,8 @@ class EventConsumer(Consumer):  # type: ignore[misc]
         )
         conf = self.container.config
         self.limit = int(self.max_attempts or conf.get("AID_CONSUMER_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
-        stuck_after = float(self.stuck_after or conf.get("AID_CONSUMER_STUCK_SECONDS", health.DEFAULT_STUCK_AFTER))
+        stuck_after = float(self.stuck_after
+                            or conf.get("AID_CONSUMER_STUCK_SECONDS", health.DEFAULT_STUCK_AFTER))
         self.attempts = Attempts()
         self.progress = health.track_consumer(service, self.queue.name, stuck_after)
         for reason in REASONS:
@@ -243,11 +247,11 @@ class EventConsumer(Consumer):  # type: ignore[misc]
             return
         if logged != envelope:
             BODY_MISMATCH.labels(service=service).inc()
-            log.warning("%s: the message of event %s (%s) differs from the logged event; handling the logged one",
-                        service, envelope.event_id, envelope.type)
+            log.warning("%s: the message of event %s (%s) differs from the logged event; "
+                        "handling the logged one", service, envelope.event_id, envelope.type)
         try:
-            self.container.spawn_worker(self, (logged,), {}, context_data={}, handle_result=self._handle_result_of(
-                message))
+            self.container.spawn_worker(self, (logged,), {}, context_data={},
+                                        handle_result=self._handle_result_of(message))
         except ContainerBeingKilled:
             self._guarded(self.queue_consumer.requeue_message, message)
 
@@ -295,8 +299,9 @@ class EventConsumer(Consumer):  # type: ignore[misc]
             return
         self.progress.failed(message.aid_key, event_id, failures, error)
         observability.CONSUMER_HANDLED.labels(service=service, event_type=event_type, outcome="retried").inc()
-        log.warning("%s: transient failure handling %s %s (%s), attempt %d of %d%s; requeued", service, event_type,
-                    event_id, error, attempts, self.limit, " (database unreachable: not counted)" if outage else "")
+        log.warning("%s: transient failure handling %s %s (%s), attempt %d of %d%s; requeued", service,
+                    event_type, event_id, error, attempts, self.limit,
+                    " (database unreachable: not counted)" if outage else "")
         eventlet.sleep(backoff(failures))
         self.queue_consumer.requeue_message(message)
 
@@ -334,7 +339,8 @@ class EventStoreAccess:
                     append_in_transaction(conn, list(emitted))
                     observability.APPEND_SECONDS.observe(time.perf_counter() - started)
                 outcome = "ok"
-        observability.CONSUMER_HANDLED.labels(service=self.service, event_type=envelope.type, outcome=outcome).inc()
+        observability.CONSUMER_HANDLED.labels(service=self.service, event_type=envelope.type,
+                                              outcome=outcome).inc()
         return outcome == "ok"
 
     def already_handled(self, consumer: str, envelope: Envelope) -> bool:

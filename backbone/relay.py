@@ -117,6 +117,11 @@ class ConfirmingPublisher:
             self.conn.close()
 
 
+def _try_lock(conn: psycopg.Connection[Any], key: int) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
+
+
 def encode(row: Any) -> tuple[str, bytes, dict[str, Any]]:
     envelope = row_to_envelope(row)
     body = json.dumps(envelope.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
@@ -141,7 +146,8 @@ class Relay:
     # ------------------------------------------------------------------ one pass
     def _checkpoint(self, conn: psycopg.Connection[Any]) -> int:
         conn.execute(
-            "INSERT INTO relay_checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING", (self.name,)
+            "INSERT INTO relay_checkpoints (name, position) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+            (self.name,),
         )
         row = conn.execute("SELECT position FROM relay_checkpoints WHERE name = %s", (self.name,)).fetchone()
         assert row is not None
@@ -165,7 +171,8 @@ class Relay:
         observability.RELAY_PUBLISH_SECONDS.observe(time.perf_counter() - started)
         last = int(rows[-1][0])
         conn.execute(
-            "UPDATE relay_checkpoints SET position = %s, updated_at = now() WHERE name = %s", (last, self.name)
+            "UPDATE relay_checkpoints SET position = %s, updated_at = now() WHERE name = %s",
+            (last, self.name),
         )
         observability.RELAY_PUBLISHED.inc(len(rows))
         observability.RELAY_LAG.set(max(0, head_position - last))
@@ -192,7 +199,7 @@ class Relay:
     def _run_connected(self) -> None:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             lock_key = LOCK_BASE + zlib.crc32(self.name.encode()) % 1000
-            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()[0]:  # type: ignore[index]
+            while not _try_lock(conn, lock_key):
                 log.info("another relay %r is active; standing by", self.name)
                 if self.stopping.wait(2.0):
                     return

@@ -29,6 +29,7 @@ import base64
 import json
 import re
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -147,7 +148,8 @@ class ManagementApi:
     def call(self, method: str, path: str, body: Any = None, ok_missing: bool = False) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + "/api" + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", "Authorization": self._auth})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": self._auth})
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 text = response.read()
@@ -163,8 +165,9 @@ def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
 
-def setup_broker(api: ManagementApi, vhost: str, users: Mapping[str, tuple[str, str]], exchange: str = "aid.events",
-                 dlx: str = "aid.dlx", consumers: Iterable[str] = (), admin: str | None = None) -> None:
+def setup_broker(api: ManagementApi, vhost: str, users: Mapping[str, tuple[str, str]],
+                 exchange: str = "aid.events", dlx: str = "aid.dlx", consumers: Iterable[str] = (),
+                 admin: str | None = None) -> None:
     """Create or update (idempotently) the vhost, a user per process with its :func:`grant`, both
     exchanges, and a dead-letter queue per consumer.
 
@@ -228,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backbone.topology",
                                      description="Broker users, permissions and topology (idempotent).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup", help="apply users, permissions, exchanges and dead-letter queues "
-                                 "(AID_BROKER_ADMIN_URL, AID_AMQP_PASSWORD_<PROCESS>)")
+    setup = sub.add_parser("setup", help="apply users, permissions, exchanges and dead-letter queues "
+                                         "(AID_BROKER_ADMIN_URL, AID_AMQP_PASSWORD_<PROCESS>)")
+    setup.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the management API")
     sub.add_parser("grants", help="print the permission table (tab-separated)")
     args = parser.parse_args(argv)
     settings = config.load()
@@ -243,8 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     broker = config.broker_setup()
     users = {p: (user_name(p), broker.passwords[p]) for p in PROCESSES}
     api = ManagementApi(broker.admin_url)
-    setup_broker(api, broker.vhost, users, settings.exchange, settings.dead_letter_exchange, admin=broker.admin_user)
-    print(f"broker set up: vhost {broker.vhost!r}, users {', '.join(u for u, _ in users.values())}", file=sys.stderr)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            setup_broker(api, broker.vhost, users, settings.exchange, settings.dead_letter_exchange,
+                         admin=broker.admin_user)
+            break
+        except OSError as exc:  # the management API is not listening yet (the broker is starting)
+            if time.monotonic() > deadline:
+                raise BrokerSetupError(f"management API unreachable: {exc}") from None
+            time.sleep(2)
+    names = ", ".join(u for u, _ in users.values())
+    print(f"broker set up: vhost {broker.vhost!r}, users {names}", file=sys.stderr)
     return 0
 
 

@@ -76,7 +76,8 @@ def throwaway_database(prefix: str = "aid_test") -> Iterator[str]:
 
 
 def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=check, timeout=120)
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=check,
+                          timeout=120)
 
 
 class VhostUrl(str):
@@ -190,7 +191,8 @@ class Proc:
     def api(self, method: str, path: str, body: Any = None, token: str | None = None,
             headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """Call the service's HTTP API; ``token`` from :meth:`System.token` (None: anonymous)."""
-        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body, token=token, headers=headers)
+        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body, token=token,
+                         headers=headers)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen and self.popen.poll() is None:
@@ -281,8 +283,8 @@ class System:
 
     def relay(self, name: str = "relay", **extra: str) -> Proc:
         port = free_port()
-        proc = Proc(["-m", "backbone.relay"], self.env(process="relay", AID_METRICS_PORT=str(port), **extra), name,
-                    port, log_dir=self.tmp)
+        proc = Proc(["-m", "backbone.relay"], self.env(process="relay", AID_METRICS_PORT=str(port), **extra),
+                    name, port, log_dir=self.tmp)
         self.procs[name] = proc
         return proc
 
@@ -291,8 +293,8 @@ class System:
         self.start_issuer()
         metrics, api = free_port(), free_port()
         proc = Proc(["-m", module, service],
-                    self.env(process=service_name(service), AID_METRICS_PORT=str(metrics), AID_API_PORT=str(api),
-                             **extra),
+                    self.env(process=service_name(service), AID_METRICS_PORT=str(metrics),
+                             AID_API_PORT=str(api), **extra),
                     name or service, metrics, api, log_dir=self.tmp)
         self.procs[name or service] = proc
         return proc

@@ -10,6 +10,7 @@ import yaml
 
 from .layout import (
     APP_ENV,
+    BROKER_PASSWORDS,
     COMPOSE_FILE,
     DEPLOY,
     INFRA_TARGETS,
@@ -22,7 +23,7 @@ from .layout import (
     write_env_file,
 )
 
-INFRA = ("rabbitmq", "postgres", "postgres-exporter", "migrate", "prometheus")
+INFRA = ("rabbitmq", "postgres", "postgres-exporter", "migrate", "broker-setup", "prometheus")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,7 @@ def test_commands(compose):
     services = compose["services"]
     assert services["relay"]["command"] == ["python", "-m", "backbone.relay"]
     assert services["migrate"]["command"] == ["python", "-m", "backbone.cli", "migrate"]
+    assert services["broker-setup"]["command"] == ["python", "-m", "backbone.topology", "setup"]
     for name in SERVICES:
         assert services[name]["command"] == ["python", "-m", "backbone.runservice", name]
 
@@ -93,8 +95,11 @@ def test_startup_order(compose):
     services = compose["services"]
     assert condition(services["migrate"], "postgres") == "service_healthy"
     assert services["migrate"]["restart"] == "no"
+    assert condition(services["broker-setup"], "rabbitmq") == "service_healthy"
+    assert services["broker-setup"]["restart"] == "no"
     for process in PORTS:
         assert condition(services[process], "migrate") == "service_completed_successfully", process
+        assert condition(services[process], "broker-setup") == "service_completed_successfully", process
         assert condition(services[process], "rabbitmq") == "service_healthy", process
         assert "healthcheck" in services[process], process
     for infra in ("postgres", "rabbitmq"):
@@ -110,8 +115,35 @@ def test_secrets_reach_every_app_process(compose):
         assert env["AID_ID_HASH_KEY"] == TEST_SECRETS["AID_ID_HASH_KEY"]
         assert env["AID_DATABASE_URL"].startswith("postgresql://")
         assert "@postgres:5432/" in env["AID_DATABASE_URL"]
-        assert env["AID_AMQP_URL"].startswith("amqp://")
-        assert "@rabbitmq:5672/" in env["AID_AMQP_URL"]
+        assert env["AID_AMQP_URL"] == "amqp://rabbitmq:5672/"  # no credentials: see below
+
+
+def test_each_process_has_its_own_broker_account_and_only_its_own(compose):
+    from backbone.topology import PROCESSES, user_name
+
+    assert set(PORTS) == set(PROCESSES)
+    services = compose["services"]
+    users = set()
+    for process in PORTS:
+        env = services[process]["environment"]
+        assert env["AID_AMQP_USER"] == user_name(process), process
+        assert env["AID_AMQP_PASSWORD"] == TEST_SECRETS[BROKER_PASSWORDS[process]], process
+        others = {TEST_SECRETS[v] for p, v in BROKER_PASSWORDS.items() if p != process}
+        others.add(TEST_SECRETS["RABBITMQ_PASSWORD"])
+        assert not others & set(map(str, env.values())), f"{process} sees another broker password"
+        users.add(env["AID_AMQP_USER"])
+    assert len(users) == len(PORTS)
+    assert "AID_AMQP_USER" not in services["migrate"]["environment"]  # migrations never use the broker
+    for name, service in services.items():
+        assert "guest" not in str(service.get("environment", {})), name
+    rabbitmq = services["rabbitmq"]["environment"]
+    assert rabbitmq["RABBITMQ_DEFAULT_USER"] == "aid"
+    setup = services["broker-setup"]["environment"]
+    assert setup["AID_BROKER_ADMIN_URL"] == f"http://aid:{TEST_SECRETS['RABBITMQ_PASSWORD']}@rabbitmq:15672"
+    for process, variable in BROKER_PASSWORDS.items():
+        assert setup[f"AID_AMQP_PASSWORD_{process.upper()}"] == TEST_SECRETS[variable], process
+    # the set-up needs the broker passwords and nothing else secret
+    assert not {"AID_SECRET_KEY", "AID_ID_HASH_KEY", "AID_DATABASE_URL"} & set(setup)
 
 
 def test_rabbitmq_and_prometheus_mounts(compose):

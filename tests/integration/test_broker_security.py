@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import amqp
@@ -73,7 +72,8 @@ def refused(action: Any) -> str:
     return str(caught.value)
 
 
-def publish_confirmed(channel: Any, exchange: str, routing_key: str, body: bytes = b"{}", **props: Any) -> None:
+def publish_confirmed(channel: Any, exchange: str, routing_key: str, body: bytes = b"{}",
+                      **props: Any) -> None:
     channel.basic_publish_confirm(amqp.Message(body, content_type="application/json", **props),
                                   exchange=exchange, routing_key=routing_key)
 
@@ -85,7 +85,8 @@ def recorded(url: str) -> list[tuple[str, str]]:
 
 def recorder_table(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS recorder_effects (event_id uuid NOT NULL, check_id text NOT NULL)")
+        conn.execute("CREATE TABLE IF NOT EXISTS recorder_effects"
+                     " (event_id uuid NOT NULL, check_id text NOT NULL)")
 
 
 def dead_letters(admin_url: str, queue: str) -> list[Any]:
@@ -104,7 +105,8 @@ def dead_letters(admin_url: str, queue: str) -> list[Any]:
 
 
 def test_each_process_composes_its_own_broker_url_and_production_refuses_guest() -> None:
-    env = {"AID_AMQP_URL": "amqp://rabbitmq:5672/aid", "AID_AMQP_USER": "aid-relay", "AID_AMQP_PASSWORD": "p@ss:/"}
+    env = {"AID_AMQP_URL": "amqp://rabbitmq:5672/aid", "AID_AMQP_USER": "aid-relay",
+           "AID_AMQP_PASSWORD": "p@ss:/"}
     assert config.load(env).amqp_url == "amqp://aid-relay:p%40ss%3A%2F@rabbitmq:5672/aid"
     assert _amqp_params(config.load(env).amqp_url)["password"] == "p@ss:/"
     production = {"AID_ENV": "production", "AID_SECRET_KEY": "ab" * 32, "AID_ID_HASH_KEY": "k" * 32}
@@ -116,7 +118,8 @@ def test_each_process_composes_its_own_broker_url_and_production_refuses_guest()
         config.load({"AID_AMQP_USER": "aid-relay"})
     assert config.load({**production, **env}).amqp_url.startswith("amqp://aid-relay:")
     # a process that does not use the broker (migrations) may have no broker account at all
-    assert config.load({**production, "AID_AMQP_URL": "amqp://rabbitmq:5672/"}).amqp_url == "amqp://rabbitmq:5672/"
+    no_account = {**production, "AID_AMQP_URL": "amqp://rabbitmq:5672/"}
+    assert config.load(no_account).amqp_url == "amqp://rabbitmq:5672/"
     with pytest.raises(config.ConfigError, match="AID_AMQP_PASSWORD_RELAY"):
         config.broker_setup({})
 
@@ -161,7 +164,8 @@ def test_no_service_may_publish_events_nor_change_the_exchanges(fresh_vhost: Vho
             assert "ACCESS_REFUSED" in refused(lambda ch=channel: ch.exchange_delete("aid.events"))
             channel = conn.channel()
             assert "ACCESS_REFUSED" in refused(
-                lambda ch=channel: ch.exchange_declare("aid.events", "topic", durable=True, auto_delete=False))
+                lambda ch=channel: ch.exchange_declare("aid.events", "topic", durable=True,
+                                                       auto_delete=False))
         finally:
             conn.close()
     conn = connect(fresh_vhost.url_for("relay"))  # the relay may, and may do nothing else
@@ -178,7 +182,8 @@ def test_no_service_may_publish_events_nor_change_the_exchanges(fresh_vhost: Vho
         conn.close()
 
 
-def test_a_service_reads_only_its_own_queues_and_dead_letters_only_to_its_own_dlq(fresh_vhost: VhostUrl) -> None:
+def test_a_service_reads_only_its_own_queues_and_dead_letters_only_to_its_own_dlq(
+        fresh_vhost: VhostUrl) -> None:
     args = {"x-dead-letter-exchange": "aid.dlx", "x-dead-letter-routing-key": "facematch.dlq"}
     facematch = connect(fresh_vhost.url_for("facematch"))
     enrolment = connect(fresh_vhost.url_for("enrolment"))
@@ -192,13 +197,15 @@ def test_a_service_reads_only_its_own_queues_and_dead_letters_only_to_its_own_dl
             reason = refused(lambda ch=channel, q=queue: ch.basic_get(q))
             assert "ACCESS_REFUSED" in reason and queue in reason
         channel = enrolment.channel()
-        assert "ACCESS_REFUSED" in refused(lambda: channel.basic_consume("facematch.on_capture", callback=print))
+        assert "ACCESS_REFUSED" in refused(
+            lambda: channel.basic_consume("facematch.on_capture", callback=print))
         channel = enrolment.channel()
         assert "ACCESS_REFUSED" in refused(lambda: channel.queue_purge("facematch.on_capture"))
         channel = enrolment.channel()  # nor copy another service's traffic into a queue of its own
         channel.queue_declare("enrolment.spy", durable=False, auto_delete=True,
                               arguments={"x-dead-letter-exchange": "aid.dlx"})
-        assert "ACCESS_REFUSED" in refused(lambda: channel.queue_bind("enrolment.spy", "aid.dlx", "facematch.dlq"))
+        assert "ACCESS_REFUSED" in refused(
+            lambda: channel.queue_bind("enrolment.spy", "aid.dlx", "facematch.dlq"))
         channel = enrolment.channel()
         channel.confirm_select()
         publish_confirmed(channel, "aid.dlx", "enrolment.dlq")  # its own dead-letter queue: yes
@@ -285,7 +292,8 @@ def test_a_forged_message_changes_nothing_and_is_dead_lettered_not_in_log(system
     conn.close()
     (real,) = PostgresEventStore(system.database_url).append([closed("real")])
     wait_for(lambda: recorded(system.database_url), what="the real event handled")
-    (letter,) = wait_for(lambda: dead_letters(system.amqp_url, "recorder.dlq"), what="the forged one dead-lettered")
+    (letter,) = wait_for(lambda: dead_letters(system.amqp_url, "recorder.dlq"),
+                         what="the forged one dead-lettered")
     assert recorded(system.database_url) == [(str(real.event_id), "real")]
     assert letter.headers["x-aid-reason"] == "not_in_log"
     assert letter.properties["message_id"] == str(forged.event_id)
@@ -299,7 +307,7 @@ def test_a_forged_message_changes_nothing_and_is_dead_lettered_not_in_log(system
     relay.stop()
 
 
-def test_a_tampered_copy_of_a_real_event_is_handled_as_the_logged_event(system: System, tmp_path: Path) -> None:
+def test_a_tampered_copy_of_a_real_event_is_handled_as_the_logged_event(system: System) -> None:
     recorder_table(system.database_url)
     (real,) = PostgresEventStore(system.database_url).append([closed("genuine")])
     recorder = system.service(RECORDER_TARGET).start()
@@ -307,7 +315,8 @@ def test_a_tampered_copy_of_a_real_event_is_handled_as_the_logged_event(system: 
     conn = connect(system.amqp_url)
     channel = conn.channel()
     channel.confirm_select()
-    publish_confirmed(channel, "aid.events", real.type, json.dumps(tampered).encode(), message_id=str(real.event_id))
+    publish_confirmed(channel, "aid.events", real.type, json.dumps(tampered).encode(),
+                      message_id=str(real.event_id))
     conn.close()
     wait_for(lambda: recorded(system.database_url), what="the event handled")
     assert recorded(system.database_url) == [(str(real.event_id), "genuine")]

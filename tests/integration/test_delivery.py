@@ -147,10 +147,12 @@ def test_broken_messages_are_dead_lettered_with_a_reason_and_the_consumer_goes_o
     for body, ctype in [(b"\x00not json{", "application/json"),
                         (json.dumps(broken_payload).encode(), "application/json"),
                         (json.dumps({"type": "CheckClosed"}).encode(), "application/json")]:
-        channel.basic_publish(amqp.Message(body, content_type=ctype), exchange="aid.events", routing_key="CheckClosed")
+        channel.basic_publish(amqp.Message(body, content_type=ctype), exchange="aid.events",
+                              routing_key="CheckClosed")
     PostgresEventStore(system.database_url).append([good])
     relay = system.relay().start()
-    wait_for(lambda: str(good.event_id) in effects(system.database_url), what="good event handled after bad ones")
+    wait_for(lambda: str(good.event_id) in effects(system.database_url),
+             what="good event handled after bad ones")
     reasons = []
     while (m := channel.basic_get("probe.dlq", no_ack=True)) is not None:
         reasons.append((m.headers["x-aid-reason"], m.headers["x-aid-detail"]))
@@ -216,7 +218,8 @@ def _restart_rabbitmq() -> None:
 
 
 def _restart_postgres() -> None:
-    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.split()
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True,
+                              check=True).stdout.split()
     version, cluster = clusters[0], clusters[1]
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"], check=True,
                    timeout=120)
@@ -262,7 +265,8 @@ def fail_on(url: str, failures: dict[str, str]) -> None:
                 RETURN NEW;
             END $$""")
         conn.execute("DROP TRIGGER IF EXISTS probe_fail ON probe_effects")
-        conn.execute("CREATE TRIGGER probe_fail BEFORE INSERT ON probe_effects FOR EACH ROW EXECUTE FUNCTION probe_fail()")
+        conn.execute("CREATE TRIGGER probe_fail BEFORE INSERT ON probe_effects"
+                     " FOR EACH ROW EXECUTE FUNCTION probe_fail()")
         for event_id, sqlstate in failures.items():
             conn.execute("INSERT INTO probe_failures VALUES (%s, %s)", (event_id, sqlstate))
 

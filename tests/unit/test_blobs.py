@@ -51,7 +51,8 @@ def test_blobs_stored_under_the_old_plain_sha256_names_stay_readable(tmp_path: P
     legacy = "blob:" + hashlib.sha256(PHOTO).hexdigest()
     nonce = os.urandom(12)
     (tmp_path / legacy[5:7]).mkdir()
-    (tmp_path / legacy[5:7] / legacy[5:]).write_bytes(nonce + AESGCM(KEY).encrypt(nonce, PHOTO, legacy.encode()))
+    sealed = nonce + AESGCM(KEY).encrypt(nonce, PHOTO, legacy.encode())
+    (tmp_path / legacy[5:7] / legacy[5:]).write_bytes(sealed)
     assert store.get(legacy) == PHOTO
 
 
