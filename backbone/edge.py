@@ -221,6 +221,11 @@ def parse_call(service: Any, route: Route, request: Any, path_values: dict[str, 
     call = Call(caller=caller, route=route, path=dict(path_values))
     raw = b""
     if route.query is not None:
+        repeated = [k for k in request.args if len(request.args.getlist(k)) > 1]
+        if repeated:  # which one would count? refuse rather than guess (parameter pollution)
+            raise Refusal(422, "INVALID_REQUEST", "a query parameter is given more than once",
+                          [FieldError(path=f"query.{k}", code="repeated", message="given more than once")
+                           for k in repeated[:10]])
         args = {k: request.args.get(k) for k in request.args}
         call.query = _parse(route.query, args, "query")
     elif request.args:
