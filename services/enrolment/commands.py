@@ -13,6 +13,10 @@ from backbone.fields import Id, Image, Model, Name, Note
 StudentNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{4,40}$", examples=["G41010220070307001X"])]
 """The national student number (全国学籍系统学号): 4-40 letters or digits."""
 Season = Literal["autumn", "spring", "秋季", "春季"]
+IdNumber = Annotated[str, Field(min_length=1, max_length=32, json_schema_extra={
+    "pattern": r"^[0-9]{17}[0-9X]$", "description": "18 characters, the last a MOD 11-2 check digit or X; "
+    "checked by the rules (422 INVALID_ID_NUMBER, the number never repeated)"})]
+"""A resident ID number (身份证号码)."""
 MAX_FRAMES = 10
 
 
@@ -20,16 +24,17 @@ MAX_FRAMES = 10
 
 
 class RegisterSchool(Model):
-    """Operations record a school, or correct it (the latest registration wins). A school that
-    is not directly administered (直属) has its county authority as its same-level authority
-    unless ``administered_by`` says ``city``."""
+    """Operations record a school, or correct it (the latest registration wins). The school's
+    same-level authority (同级资助管理部门) is the province for a directly administered school
+    (直属), else ``administered_by``: its county (the default) or its city."""
 
     school_id: Id
     name: Name
     city: Name
     county: Name
     directly_administered: bool = False
-    administered_by: Literal["city", "county"] | None = None
+    administered_by: Literal["city", "county"] = Field(
+        "county", description="for a school not directly administered; the province rules for a 直属 school")
 
 
 class SchoolRegisteredAnswer(Model):
@@ -100,7 +105,7 @@ class RegisterStudent(Model):
     student_id: StudentNumber
     school_id: Id
     name: Name
-    id_number: Name  # validated by the domain (422 INVALID_ID_NUMBER), never echoed
+    id_number: IdNumber
     grade: Annotated[int, Field(ge=1, le=4)]
     class_name: Name
     major: Name

@@ -66,10 +66,7 @@ def capture_stream(capture_id: str) -> str:
 
 def register_school(command: RegisterSchool) -> SchoolRegistered:
     """A school's registration; a later one for the same school replaces it."""
-    if command.directly_administered and command.administered_by is not None:
-        raise Unprocessable("CONFLICTING_FIELDS",
-                            "a directly administered school is administered by the province")
-    level = "province" if command.directly_administered else command.administered_by or "county"
+    level = "province" if command.directly_administered else command.administered_by
     return SchoolRegistered(school_id=command.school_id, name=command.name, city=command.city,
                             county=command.county, administered_by=level)  # type: ignore[arg-type]
 
