@@ -26,10 +26,12 @@ from contracts.identity import check_digit
 from contracts.reasons import REASONS, describe
 from contracts.students import SchoolView, StudentView
 from services.appeals import domain as appeals
+from services.appeals.commands import FileAppeal, Resolve
 from services.enrolment import commands as enrol_cmd
 from services.enrolment import domain as enrol
 from services.facematch.reasons import Code
 from services.hardship import domain as hardship
+from services.hardship.commands import Determine
 from services.spotcheck import commands as spot_cmd
 from services.spotcheck import domain as spot
 
@@ -532,14 +534,19 @@ def test_every_reason_facematch_can_emit_has_a_chinese_and_an_english_text() -> 
     assert describe("SOMETHING_NEW") == describe("ANOTHER") and describe("NO_MATCH") == REASONS["NO_MATCH"]
 
 
-def test_an_appeal_is_resolved_once_by_an_authority() -> None:
-    filed = appeals.file({"student_id": "A0001", "school_id": "SC1", "month": "2026-10",
-                          "objected_on": "2026-11-03"}, "blob:letter")
+def test_an_appeal_is_resolved_once_by_the_schools_same_level_authority() -> None:
+    command = FileAppeal.model_validate_json('{"student_id": "A0001", "month": "2026-10",'
+                                             ' "objected_on": "2026-11-03", "letter": "aGVsbG8="}')
+    filed = appeals.file(command, "SC1", "blob:letter")
     view = appeals.appeal_view(filed.appeal_id, [build_envelope(filed, stream="a", actor=Actor(kind="school", id="s"))])
-    resolved = appeals.resolve(view, "approved", "county")
+    with pytest.raises(DomainError) as info:
+        appeals.resolve(view, Resolve(decision="approved"), "city", "county")
+    assert info.value.code == "NOT_SAME_LEVEL"
+    resolved = appeals.resolve(view, Resolve(decision="approved"), "county", "county")
+    assert (resolved.decision, resolved.decided_by) == ("approved", "county")
     view.decision = resolved.decision
     with pytest.raises(DomainError) as info:
-        appeals.resolve(view, "rejected", "county")
+        appeals.resolve(view, Resolve(decision="rejected"), "county", "county")
     assert info.value.code == "ALREADY_RESOLVED"
 
 
@@ -552,6 +559,11 @@ def test_hardship_level_follows_the_categories(categories: tuple[int, ...], judg
 
 
 def test_hardship_categories_outside_1_to_8_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        Determine.model_validate({"student_id": "A1", "categories": [9], "effective_semester": "2026-autumn",
+                                  "methods": ["school_review"]})
+    unchecked = Determine.model_construct(student_id="A1", categories=[9], effective_semester="2026-autumn",
+                                          methods=["school_review"], judged_especially_difficult=False)
     with pytest.raises(DomainError) as info:
-        hardship.determine(hardship.Application("A1", "SC1", (9,), "2026-autumn", ("school_review",)))
+        hardship.determine(unchecked, "SC1")
     assert info.value.code == "UNKNOWN_CATEGORY"
