@@ -5,15 +5,11 @@ they never skip."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-
-from tests.support import throwaway_database
 
 
 @pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    """A fresh database with the event log and the eligibility projection tables; dropped after."""
-    with throwaway_database("elig_test") as url:
-        yield url
+def pg_dsn(fresh_database: str) -> str:
+    """A fresh database with the event log and the eligibility projection tables, dropped after:
+    the eligibility tests' name for the one test-database fixture (tests/conftest.py)."""
+    return fresh_database
