@@ -336,6 +336,11 @@ def serve(service: Any, route: Route, fn: Callable[..., Answer], request: Any, p
     except psycopg.DataError as exc:  # the data, not the server: a 4xx, and nothing was written
         code = "UNSTORABLE_VALUE"
         response = _error(422, code, f"a value cannot be stored ({type(exc).__name__})")
+    except psycopg.OperationalError as exc:  # database restarted or unreachable: retry, not a bug
+        code = "DATABASE_UNAVAILABLE"
+        log.warning("database unavailable in %s.%s (%s)", getattr(service, "name", "?"), route.name,
+                    type(exc).__name__)
+        response = _error(503, code, "the database is unavailable; retry shortly", headers={"Retry-After": "1"})
     except Exception:
         code = "INTERNAL"
         log.exception("unhandled error in %s.%s", getattr(service, "name", "?"), route.name)
