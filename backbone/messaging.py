@@ -107,6 +107,23 @@ def backoff(failures: int) -> float:
     return float(min(0.5 * 2 ** max(failures - 1, 0), 10.0))
 
 
+class _NoDatabaseValues(logging.Filter):
+    """nameko logs a failed worker with its exception; a database error's text can quote the
+    values of the row (``DETAIL: Key (student_id)=(...)``): log its type and SQLSTATE only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, psycopg.Error):
+            record.msg = "error handling a worker: %s (SQLSTATE %s)"
+            record.args = (type(exc).__name__, exc.sqlstate or "-")
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("nameko.containers").addFilter(_NoDatabaseValues())
+
+
 def _dead_letter(message: Any, service: str, reason: str, detail: str) -> None:
     settings = config.load()
     headers = dict(message.headers or {})
@@ -268,8 +285,7 @@ class EventConsumer(Consumer):  # type: ignore[misc]
         try:
             fn(*args)
         except Exception as exc:
-            log.error("could not settle a message (%s: %s); the broker will deliver it again",
-                      type(exc).__name__, exc)
+            log.error("could not settle a message (%s); the broker will deliver it again", type(exc).__name__)
 
     def _settle(self, message: Any, result: Any, exc_info: Any) -> None:
         service = self.container.service_name

@@ -350,6 +350,8 @@ def test_database_errors_caused_by_the_data_are_dead_lettered_at_once(system: Sy
     assert metric_value(text, "aid_consumer_handled_total", service="probe", outcome="retried") == 0
     assert metric_value(text, "aid_dead_letters_total", service="probe", reason="data_error") == 2
     assert effects(system.database_url) == [str(good.event_id)]
+    log = probe.log_tail(50_000)  # the type and SQLSTATE of a database error, never its text (values)
+    assert "StringDataRightTruncation (SQLSTATE 22001)" in log and "probe failure" not in log
 
 
 def test_failure_kinds_and_stuck_rules() -> None:
