@@ -227,6 +227,17 @@ def read_stream_in(conn: Any, stream: str) -> list[Envelope]:
     return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
 
 
+def read_verdicts_in(conn: Any, check_id: str, student_id: str) -> list[Envelope]:
+    """The capture verdicts (CaptureVerified/Rejected) of one student in one check, in log
+    order; served by ``events_verdicts_by_check_idx``."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE type IN ('CaptureVerified', 'CaptureRejected')"
+        " AND payload->>'check_id' = %s AND payload->>'student_id' = %s ORDER BY position",
+        (check_id, student_id),
+    )
+    return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
+
+
 def read_event(conn: Any, event_id: uuid.UUID) -> Envelope | None:
     """The logged event ``event_id``, upcast, or None if the log has no such event (one lookup on
     the unique index of ``events.event_id``). Consumers handle this copy, never a message body."""
