@@ -130,10 +130,6 @@ def queue_depths(settings: config.Settings, queues: list[str]) -> dict[str, int]
     return depths
 
 
-def queue_depth(settings: config.Settings, queues: list[str]) -> int:
-    return sum(queue_depths(settings, queues).values())
-
-
 def consumer_lag_loop(settings: config.Settings, service: str, queues: list[str], every: float = 5.0) -> None:
     """Refresh ``aid_consumer_lag_events{service}`` (events waiting for the service) and the
     queue depths the stuck detection uses, for ever."""
