@@ -7,6 +7,7 @@ Run as ``python -m backbone.cli ...`` or, once installed, ``aid ...``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -95,10 +96,8 @@ def _auth(args: argparse.Namespace) -> int:
                          TerminalCredentials(config.load().database_url))
     print(f"issuer {auth.issuer}: JWKS at /.well-known/jwks.json, terminal tokens at POST /token;"
           f" listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

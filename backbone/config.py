@@ -11,6 +11,10 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backbone.auth import AuthSettings
 
 DEV_SECRET = "00" * 32
 DEV_HASH_KEY = "dev-id-hash-key"
@@ -137,3 +141,37 @@ def now() -> datetime:
     production = os.environ.get("AID_ENV") == "production"
     offset = 0.0 if production else float(os.environ.get("AID_CLOCK_OFFSET_SECONDS", "0"))
     return datetime.now(UTC) + timedelta(seconds=offset)
+
+
+DEV_ISSUER = "http://127.0.0.1:9000"
+
+
+def auth_settings(environ: dict[str, str] | None = None) -> AuthSettings:
+    """Where tokens come from: the province's OIDC issuer, or the embedded ``aid auth`` one.
+
+    ``AID_AUTH_ISSUER`` (the ``iss`` claim), ``AID_AUTH_JWKS_URL`` (default: the issuer's
+    ``/.well-known/jwks.json``), ``AID_AUTH_AUDIENCE`` (``studentaid``), ``AID_AUTH_LEEWAY_SECONDS``
+    (30) and ``AID_AUTH_JWKS_CACHE_SECONDS`` (300). In production the embedded issuer's default
+    address and its development keys are refused.
+    """
+    from backbone.auth import AuthSettings
+
+    env = os.environ if environ is None else environ
+    production = env.get("AID_ENV", "development") == "production"
+    issuer = env.get("AID_AUTH_ISSUER", DEV_ISSUER).rstrip("/")
+    if production and ("AID_AUTH_ISSUER" not in env or issuer == DEV_ISSUER):
+        raise ConfigError("AID_AUTH_ISSUER must name the province's identity provider in production")
+    try:
+        leeway = int(env.get("AID_AUTH_LEEWAY_SECONDS", "30"))
+        cache = int(env.get("AID_AUTH_JWKS_CACHE_SECONDS", "300"))
+    except ValueError as exc:
+        raise ConfigError("AID_AUTH_LEEWAY_SECONDS and AID_AUTH_JWKS_CACHE_SECONDS are whole seconds") from exc
+    return AuthSettings(issuer=issuer, jwks_url=env.get("AID_AUTH_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
+                        audience=env.get("AID_AUTH_AUDIENCE", "studentaid"), leeway_seconds=leeway,
+                        jwks_cache_seconds=cache, allow_dev_keys=not production)
+
+
+def auth_key_file(environ: dict[str, str] | None = None) -> Path:
+    """The embedded issuer's signing key (``AID_AUTH_KEY_FILE``, default ``var/auth/issuer-key.pem``)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("AID_AUTH_KEY_FILE", "var/auth/issuer-key.pem"))

@@ -44,7 +44,14 @@ from backbone.errors import DomainError, Forbidden, NotFound
 from backbone.eventstore import ConcurrencyError, IdempotencyConflict
 from backbone.fields import ID_PATTERN, Error, FieldError
 from contracts.registry import ContractError
-from contracts.students import SchoolView, StudentView, school_stream, school_view, student_stream, student_view
+from contracts.students import (
+    SchoolView,
+    StudentView,
+    school_stream,
+    school_view,
+    student_stream,
+    student_view,
+)
 from contracts.terminals import terminal_active, terminal_stream
 
 log = logging.getLogger("aid.http")
@@ -417,3 +424,20 @@ def school_for(call: Call, store: Any, school_id: str) -> SchoolView:
         raise NotFound("UNKNOWN_SCHOOL", f"no registered school {school_id}")
     call.require_school(school_id, city=view.registered.city, county=view.registered.county)
     return view
+
+
+def personal_data_reads(conn: Any, *, student_id: str | None = None, caller: str | None = None,
+                        since: Any = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The read log (``personal_data_reads``), newest first, for auditors."""
+    where, params = ["true"], []
+    for column, value in (("student_id", student_id), ("caller", caller)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if since is not None:
+        where.append("read_at >= %s")
+        params.append(since)
+    rows = conn.execute("SELECT read_at, service, route, caller, caller_role, student_id FROM personal_data_reads"
+                        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s", [*params, limit]).fetchall()
+    names = ("read_at", "service", "route", "caller", "caller_role", "student_id")
+    return [{**dict(zip(names, r, strict=True)), "read_at": r[0].isoformat()} for r in rows]

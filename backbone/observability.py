@@ -34,6 +34,7 @@ CONSUMER_LAG = Gauge("aid_consumer_lag_events", "Events waiting in the service's
 DEAD_LETTERS = Counter("aid_dead_letters_total", "Messages sent to a dead-letter queue", ["service", "reason"])
 
 HTTP_REQUESTS = Counter("aid_http_requests_total", "HTTP requests", ["service", "endpoint", "status"])
+HTTP_REFUSALS = Counter("aid_http_refusals_total", "HTTP requests refused, by error code", ["service", "code"])
 HTTP_SECONDS = Histogram(
     "aid_http_request_seconds", "HTTP request latency", ["service", "endpoint"], buckets=LATENCY_BUCKETS
 )

@@ -33,6 +33,7 @@ ERRORS = {
     "413": "Body too large",
     "415": "Body is not JSON",
     "422": "Invalid fields (each with its path and a code) or a rule refused the request",
+    "503": "The database is unavailable for a moment; retry after the Retry-After seconds",
 }
 
 

@@ -6,15 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.rpc import rpc
-from nameko.web.handlers import http
 
 from backbone import observability
-from backbone.errors import DomainError, NotFound
-from backbone.http import endpoint
-from backbone.messaging import event_consumer
+from backbone.edge import Answer, Call, EdgeService, personal_data_reads, route, school_for, student_for
+from backbone.errors import DomainError, Forbidden, NotFound
+from backbone.messaging import EventStoreProvider, event_consumer
 from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.events import ALL_EVENTS
+from services.eligibility.commands import (
+    PersonalDataRead,
+    PersonalDataReads,
+    ReadsQuery,
+    SchoolMonth,
+    StudentQuery,
+    StudentStatuses,
+    Summary,
+    SummaryQuery,
+)
 from services.eligibility.projection.provider import ProjectionProvider
 
 # Every type, also those the rules ignore: ``replay --verify`` counts what the projection processed.
@@ -29,9 +38,10 @@ def _month(month: str) -> str:
     return month
 
 
-class EligibilityService:
+class EligibilityService(EdgeService):
     name = "eligibility"
     projection = ProjectionProvider()
+    store = EventStoreProvider()
 
     @event_consumer(*EVENT_TYPES)
     def on_event(self, envelope: Envelope) -> None:
@@ -53,21 +63,48 @@ class EligibilityService:
     def _summary(self, month: str, **scope: str | None) -> dict[str, Any]:
         return self.projection.province_summary(_month(month), **scope)
 
-    @http("GET", "/students/<student_id>")
-    @endpoint("eligibility", "student")
-    def student_http(self, request: Any, student_id: str) -> tuple[int, dict[str, Any]]:
-        return 200, self._student(student_id, request.args.get("semester"))
+    @route("GET", "/students/<student_id>", roles=("school", "county", "city", "province", "auditor", "student"),
+           query=StudentQuery, returns=StudentStatuses, personal=True, name="student")
+    def student_http(self, call: Call) -> Answer:
+        """Read one student's aid status, each decision with the events behind it."""
+        student_id = call.path["student_id"]
+        student_for(call, self.store, student_id)
+        call.read_personal(student_id)
+        return 200, self._student(student_id, call.query.semester)
 
-    @http("GET", "/schools/<school_id>/months/<month>")
-    @endpoint("eligibility", "school_month")
-    def school_http(self, request: Any, school_id: str, month: str) -> tuple[int, dict[str, Any]]:
-        return 200, self._school(school_id, month)
+    @route("GET", "/schools/<school_id>/months/<month>", roles=("school", "county", "city", "province", "auditor"),
+           returns=SchoolMonth, name="school_month")
+    def school_http(self, call: Call) -> Answer:
+        """Read one school's month: counts and the students' results, names masked."""
+        month = _month(call.path["month"])
+        school_for(call, self.store, call.path["school_id"])
+        return 200, self._school(call.path["school_id"], month)
 
-    @http("GET", "/summary/<month>")
-    @endpoint("eligibility", "summary")
-    def summary_http(self, request: Any, month: str) -> tuple[int, dict[str, Any]]:
-        scope = {k: request.args.get(k) for k in ("school_id", "county", "city")}
+    @route("GET", "/summary/<month>", roles=("county", "city", "province", "auditor"), query=SummaryQuery,
+           returns=Summary, name="summary")
+    def summary_http(self, call: Call) -> Answer:
+        """Read the month's summary for the province, or a city, county or school in the caller's area."""
+        month = _month(call.path["month"])
+        scope = {"school_id": call.query.school_id, "county": call.query.county, "city": call.query.city}
+        caller = call.caller
+        if caller.role in ("county", "city"):
+            for key in (("city", "county") if caller.role == "county" else ("city",)):
+                asked, own = scope[key], getattr(caller, key)
+                if asked is not None and asked != own:
+                    raise Forbidden("OUTSIDE_AREA", f"this {caller.role} credential covers only its own {key}")
+                scope[key] = own
+            if scope["school_id"] is not None:
+                school_for(call, self.store, scope["school_id"])
         return 200, self._summary(month, **scope)
+
+    @route("GET", "/audit/personal-data-reads", roles=("auditor",), query=ReadsQuery, returns=PersonalDataReads,
+           name="personal_data_reads")
+    def personal_data_reads(self, call: Call) -> Answer:
+        """List who read which student's personal data, newest first."""
+        q: ReadsQuery = call.query
+        with self.store.pool.connection() as conn:
+            rows = personal_data_reads(conn, student_id=q.student_id, caller=q.caller, since=q.since, limit=q.limit)
+        return 200, PersonalDataReads(reads=[PersonalDataRead(**r) for r in rows])
 
     @rpc
     def student_status(self, student_id: str, semester: str | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from backbone.edge import routes_of
 from backbone.openapi import service_classes
@@ -34,11 +35,28 @@ def roles_by_operation() -> dict[tuple[str, str, str], tuple[str, ...]]:
     return table
 
 
+def fuzz(operation: Any, base: str, headers: dict[str, str], mode: GenerationMode,
+         statuses: collections.Counter[int]) -> None:
+    """Send up to EXAMPLES generated requests for one operation and check every answer."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def run(case: Any) -> None:
+        response = case.call(base_url=base, headers=headers, timeout=30)
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, (operation.path, response.text[:300])
+        # A schema-valid request may still break a rule (an ID number's check digit, a check
+        # window in the past): refusing it with a documented 4xx is right, so that check is off.
+        case.validate_response(response, headers=headers, excluded_checks=[positive_data_acceptance])
+
+    run()
+
+
 def test_no_request_makes_a_server_error_and_every_answer_conforms(edge_system: Any) -> None:
     _, procs, tokens = edge_system
     roles = roles_by_operation()
     statuses: collections.Counter[int] = collections.Counter()
-    examples = 0
     for name, proc in procs.items():
         base = f"http://127.0.0.1:{proc.api_port}"
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
@@ -46,29 +64,17 @@ def test_no_request_makes_a_server_error_and_every_answer_conforms(edge_system: 
             operation = result.ok()
             allowed = roles[(name, operation.method.upper(), operation.path)]
             role = next(r for r in PREFERENCE if r in allowed)
-            headers = {"Authorization": f"Bearer {tokens[role]}"}
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-                @given(case=operation.as_strategy(generation_mode=mode))
-                @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                          suppress_health_check=list(HealthCheck))
-                def run(case: Any) -> None:
-                    nonlocal examples
-                    response = case.call(base_url=base, headers=headers, timeout=30)
-                    examples += 1
-                    statuses[response.status_code] += 1
-                    assert response.status_code < 500, (name, operation.path, response.text[:300])
-                    case.validate_response(response)
-
-                run()
-    refusals = {}
+                fuzz(operation, base, {"Authorization": f"Bearer {tokens[role]}"}, mode, statuses)
+    refusals: collections.Counter[str] = collections.Counter()
     for name, proc in procs.items():
         text = proc.metrics()
         for line in text.splitlines():
             if line.startswith("aid_http_refusals_total{"):
                 code = line.split('code="', 1)[1].split('"', 1)[0]
-                refusals[code] = refusals.get(code, 0) + int(float(line.rsplit(" ", 1)[1]))
+                refusals[code] += int(float(line.rsplit(" ", 1)[1]))
         assert metric_value(text, "aid_http_requests_total", status="500") == 0, name
-    print(f"\nfuzz: {examples} examples; answers by status {dict(sorted(statuses.items()))};"
-          f" refusals by code {dict(sorted(refusals.items()))}")
-    assert examples > 0 and statuses[500] == 0
+    examples = sum(statuses.values())
+    print(f"\nfuzz: {examples} requests; answers by status {dict(sorted(statuses.items()))};"
+          f" refusals by code {dict(refusals.most_common())}")
+    assert examples > 0 and not any(status >= 500 for status in statuses)
