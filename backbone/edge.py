@@ -43,6 +43,7 @@ from backbone.auth import AuthError, Principal, RevocationCache, TokenVerifier
 from backbone.errors import DomainError, Forbidden, NotFound
 from backbone.eventstore import ConcurrencyError, IdempotencyConflict
 from backbone.fields import ID_PATTERN, Error, FieldError
+from contracts.calendar import parse_month
 from contracts.registry import ContractError
 from contracts.students import (
     SchoolView,
@@ -215,6 +216,14 @@ def _read_body(request: Any, route: Route) -> bytes:
     return bytes(raw)
 
 
+def _is_month(value: str) -> bool:
+    try:
+        parse_month(value)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_call(service: Any, route: Route, request: Any, path_values: dict[str, str]) -> tuple[Call, bytes]:
     caller = authenticate(request)
     if caller.role not in route.roles:
@@ -222,7 +231,9 @@ def parse_call(service: Any, route: Route, request: Any, path_values: dict[str, 
     if caller.role == "terminal":
         _check_terminal(service, caller)
     bad = [FieldError(path=f"path.{k}", code="string_pattern_mismatch", message=f"{k} is an identifier")
-           for k, v in path_values.items() if not _PATH_ID.match(v)]
+           for k, v in path_values.items() if k != "month" and not _PATH_ID.match(v)]
+    bad += [FieldError(path="path.month", code="month", message="month is YYYY-MM")
+            for k, v in path_values.items() if k == "month" and not _is_month(v)]
     if bad:
         raise Refusal(422, "INVALID_REQUEST", "the path names an invalid identifier", bad)
     call = Call(caller=caller, route=route, path=dict(path_values))

@@ -19,13 +19,13 @@ from pydantic.json_schema import models_json_schema
 
 from backbone.auth import ROLES
 from backbone.edge import Route, routes_of
-from backbone.fields import Error
+from backbone.fields import ID_PATTERN, Error
 
 REPO = Path(__file__).resolve().parent.parent
 HTTP_SERVICES = ("enrolment", "spotcheck", "eligibility", "appeals", "hardship")
 REF = "#/components/schemas/{model}"
 ERRORS = {
-    "400": "Malformed request (body not JSON, missing body)",
+    "400": "Malformed request (body not JSON, missing body) or a rule refused it",
     "401": "No valid credential (missing, expired or wrong token; revoked terminal)",
     "403": "The caller's role or area does not allow this",
     "404": "Not found",
@@ -35,6 +35,13 @@ ERRORS = {
     "422": "Invalid fields (each with its path and a code) or a rule refused the request",
     "503": "The database is unavailable for a moment; retry after the Retry-After seconds",
 }
+
+
+def path_schema(name: str) -> dict[str, Any]:
+    """Path parameters are identifiers, and a ``month`` is YYYY-MM (checked by the edge)."""
+    if name == "month":
+        return {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"}
+    return {"type": "string", "pattern": ID_PATTERN, "maxLength": 64}
 
 
 def _models(routes: list[Route]) -> list[type[BaseModel]]:
@@ -64,8 +71,7 @@ def document(service_cls: type, server: str | None = None) -> dict[str, Any]:
                            + (" Reads personal data (recorded)." if r.personal else "")
                            + (" Accepts an Idempotency-Key." if r.idempotent else ""),
             "security": [{"bearer": []}],
-            "parameters": [{"name": p, "in": "path", "required": True,
-                            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"}}
+            "parameters": [{"name": p, "in": "path", "required": True, "schema": path_schema(p)}
                            for p in r.path_params],
             "responses": {str(r.status): {"description": "Success", "content": {"application/json": {
                 "schema": ref(r.returns) if r.returns else {"type": "object"}}}}},
@@ -82,7 +88,7 @@ def document(service_cls: type, server: str | None = None) -> dict[str, Any]:
         if r.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(r.body)}}}
         for status, text in ERRORS.items():
-            if status in ("400", "413", "415") and r.body is None:
+            if status in ("413", "415") and r.body is None:
                 continue
             op["responses"][status] = {"description": text,
                                        "content": {"application/json": {"schema": ref(Error)}}}
