@@ -22,7 +22,7 @@ from backbone.edge import Route, routes_of
 from backbone.fields import ID_PATTERN, Error
 
 REPO = Path(__file__).resolve().parent.parent
-HTTP_SERVICES = ("enrolment", "spotcheck", "eligibility", "appeals", "hardship")
+HTTP_SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility", "appeals", "hardship")
 REF = "#/components/schemas/{model}"
 ERRORS = {
     "400": "Malformed request (body not JSON, missing body) or a rule refused it",

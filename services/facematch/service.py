@@ -15,11 +15,11 @@ os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "1")  # one engine, one infere
 
 from eventlet import tpool  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
-from nameko.web.handlers import http  # noqa: E402
 
 from backbone import config, observability  # noqa: E402
 from backbone.blobs import BlobNotFound  # noqa: E402
-from backbone.http import endpoint  # noqa: E402
+from backbone.edge import Answer, Call, EdgeService, route  # noqa: E402
+from backbone.fields import Model  # noqa: E402
 from backbone.messaging import (  # noqa: E402
     BlobStoreProvider,
     EventStoreProvider,
@@ -55,7 +55,12 @@ class FaceEngineProvider(DependencyProvider):  # type: ignore[misc]
         return self.engine
 
 
-class FacematchService:
+class ModelInfo(Model):
+    model_version: str
+    templates_needing_reenrolment: int
+
+
+class FacematchService(EdgeService):
     name = "facematch"
     # one inference at a time per process: a small prefetch lets other instances take the rest
     max_workers = 2
@@ -115,12 +120,12 @@ class FacematchService:
 
         self.store.handle_once("facematch", envelope, effect)
 
-    @http("GET", "/model")
-    @endpoint("facematch", "model")
-    def model(self, request: Any) -> tuple[int, dict[str, Any]]:
+    @route("GET", "/model", roles=("operations", "auditor"), returns=ModelInfo)
+    def model(self, call: Call) -> Answer:
+        """Read the face model in use and how many templates need re-enrolment."""
         with self.store.pool.connection() as conn:
             stale = PostgresTemplateRepository(conn, SETTINGS.secret_key).stale(MODEL_VERSION)
-        return 200, {"model_version": MODEL_VERSION, "templates_needing_reenrolment": len(stale)}
+        return 200, ModelInfo(model_version=MODEL_VERSION, templates_needing_reenrolment=len(stale))
 
 
 SERVICE = FacematchService
