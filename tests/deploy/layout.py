@@ -30,7 +30,7 @@ INFRA_TARGETS = {"rabbitmq": "rabbitmq:15692", "postgres": "postgres-exporter:91
 # one RabbitMQ account per process (backbone/topology.py), besides the administrator's
 BROKER_PASSWORDS = {process: f"RABBITMQ_{process.upper()}_PASSWORD" for process in PORTS}
 REQUIRED_ENV = ("AID_SECRET_KEY", "AID_ID_HASH_KEY", "POSTGRES_PASSWORD", "RABBITMQ_PASSWORD",
-                *BROKER_PASSWORDS.values())
+                *BROKER_PASSWORDS.values(), "AID_AUTH_ISSUER")
 APP_ENV = ("AID_DATABASE_URL", "AID_AMQP_URL", "AID_SECRET_KEY", "AID_ID_HASH_KEY", "AID_BLOB_DIR")
 
 TEST_SECRETS = {
@@ -38,6 +38,7 @@ TEST_SECRETS = {
     "AID_ID_HASH_KEY": "5eedf00d5eedf00d5eedf00d5eedf00d",
     "POSTGRES_PASSWORD": "pgtestpw",
     "RABBITMQ_PASSWORD": "mqtestpw",
+    "AID_AUTH_ISSUER": "https://id.example.gov.cn/realms/studentaid",
     **{variable: f"mq{process}pw" for process, variable in BROKER_PASSWORDS.items()},
 }
 
