@@ -1,6 +1,7 @@
 """The event store: an append-only log in PostgreSQL, and an in-memory twin for unit tests.
 
-Guarantees (tested against the real database in ``tests/integration/test_eventstore.py``):
+Guarantees (tested against the real database in ``tests/integration/test_eventstore_postgres.py``, and
+against the in-memory twin in ``tests/unit/test_eventstore_memory.py``):
 
 - *Append-only*: triggers reject UPDATE, DELETE and TRUNCATE on ``events``.
 - *Gapless global order*: an append takes ``LOCK TABLE events IN EXCLUSIVE MODE`` before it

@@ -19,6 +19,11 @@ def school_stream(school_id: str) -> str:
     return f"school-{school_id}"
 
 
+def capture_stream(capture_id: str) -> str:
+    """A capture's stream: CaptureSubmitted (enrolment or spotcheck), then facematch's verdict."""
+    return f"capture-{capture_id}"
+
+
 @dataclass
 class StudentView:
     student_id: str

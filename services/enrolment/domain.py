@@ -57,9 +57,6 @@ class Unprocessable(DomainError):
     status = 422
 
 
-def capture_stream(capture_id: str) -> str:
-    return f"capture-{capture_id}"
-
 
 # ----------------------------------------------------------------------------- schools
 

@@ -54,10 +54,6 @@ def check_stream(check_id: str) -> str:
     return f"check-{check_id}"
 
 
-def capture_stream(capture_id: str) -> str:
-    """One capture: submitted, then facematch's verdict."""
-    return f"capture-{capture_id}"
-
 
 def results_stream(school_id: str, month: str) -> str:
     """A school's publication of one month's results."""

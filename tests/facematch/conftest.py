@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import sys
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,13 +16,10 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
+from services.facematch.calibration import LivenessPolicy
+from services.facematch.engine import FaceEngine
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) without an installed package
-    sys.path.insert(0, str(REPO_ROOT))
-
-from services.facematch.calibration import LivenessPolicy  # noqa: E402
-from services.facematch.engine import FaceEngine  # noqa: E402
-
 #: the channel the tests use for single-photo captures (liveness not required)
 STILL = "still"
 
