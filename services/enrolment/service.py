@@ -12,7 +12,7 @@ from backbone.issuer import new_terminal_secret, secret_hash
 from backbone.messaging import BlobStoreProvider, EventStoreProvider, event_consumer, output_event_id
 from contracts import Actor, build_envelope
 from contracts.envelope import Envelope
-from contracts.students import school_stream, school_view, student_stream, student_view
+from contracts.students import capture_stream, school_stream, school_view, student_stream, student_view
 from contracts.terminals import terminal_stream
 from services.enrolment import domain
 from services.enrolment.commands import (
@@ -180,7 +180,7 @@ class EnrolmentService(EdgeService):
             frames = [photos.put(frame) for frame in command.frames]
             id_photo = photos.put(command.id_photo)
             event = domain.submit_enrolment(student, command, station, frames, id_photo, config.now())
-            self.store.record(event, domain.capture_stream(event.capture_id), call.actor(),
+            self.store.record(event, capture_stream(event.capture_id), call.actor(),
                               expected_version=0)
         return 202, Submitted(capture_id=event.capture_id, status="submitted")
 

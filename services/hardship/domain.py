@@ -38,7 +38,7 @@ def determine(app: Determine, school_id: str) -> HardshipDetermined:
     unknown = sorted(set(app.categories) - ALL_CATEGORIES)
     if unknown:
         raise DomainError("UNKNOWN_CATEGORY", f"hardship categories are 1..8; got {unknown}")
-    bad_methods = sorted(set(app.methods) - METHODS)
+    bad_methods = sorted(set[str](app.methods) - METHODS)
     if bad_methods:
         raise DomainError("UNKNOWN_METHOD", f"unknown identification methods {bad_methods}; use {sorted(METHODS)}")
     if not app.methods:

@@ -23,6 +23,7 @@ from contracts.reasons import describe
 from contracts.students import (
     SchoolView,
     StudentView,
+    capture_stream,
     school_stream,
     school_view,
     student_stream,
@@ -77,7 +78,7 @@ class SpotcheckService(EdgeService):
         return domain.check_view(check_id, self.store.read_stream(domain.check_stream(check_id)))
 
     def _capture(self, capture_id: str) -> domain.CaptureState:
-        return domain.capture_state(capture_id, self.store.read_stream(domain.capture_stream(capture_id)))
+        return domain.capture_state(capture_id, self.store.read_stream(capture_stream(capture_id)))
 
     def _student(self, student_id: str) -> StudentView:
         return student_view(student_id, self.store.read_stream(student_stream(student_id)))
@@ -135,7 +136,7 @@ class SpotcheckService(EdgeService):
         with self.blobs.staged() as staged:
             for frame in command.frames:
                 staged.put(frame)
-            self.store.record(event, domain.capture_stream(event.capture_id), call.actor(),
+            self.store.record(event, capture_stream(event.capture_id), call.actor(),
                               expected_version=0)
         return 202, Accepted(capture_id=event.capture_id, status="submitted")
 
