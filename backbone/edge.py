@@ -208,7 +208,12 @@ def _read_body(request: Any, route: Route) -> bytes:
     content_type = (request.mimetype or "").lower()
     if content_type and content_type != "application/json":
         raise Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-    raw = request.stream.read(route.max_body + 1)  # chunked bodies have no length: read one past
+    stream = request.stream
+    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # werkzeug reads a body without Content-Length only when the server says it ends the
+        # input (wsgi.input_terminated); eventlet de-chunks but does not say so
+        stream = request.environ["wsgi.input"]
+    raw = stream.read(route.max_body + 1)  # read one byte past the limit to see a body over it
     if len(raw) > route.max_body:
         raise Refusal(413, "BODY_TOO_LARGE", f"the request body is limited to {route.max_body} bytes")
     if not raw.strip():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backbone.errors import NotFound
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
+from backbone.errors import NotFound
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
 from services.appeals import domain
 from services.appeals.commands import FileAppeal, Filed, Resolve, Resolved
@@ -20,9 +20,10 @@ class AppealsService(EdgeService):
         """File an appeal for a student's month."""
         command: FileAppeal = call.body
         student = student_for(call, self.store, command.student_id)
-        letter = self.blobs.put(command.letter)
-        event = domain.file(command, str(student.school_id), letter)
-        self.store.record(event, domain.appeal_stream(event.appeal_id), call.actor(), expected_version=0)
+        with self.blobs.staged() as letters:  # a failed append removes the letter this request stored
+            letter = letters.put(command.letter)
+            event = domain.file(command, str(student.school_id), letter)
+            self.store.record(event, domain.appeal_stream(event.appeal_id), call.actor(), expected_version=0)
         return 201, Filed(appeal_id=event.appeal_id)
 
     @route("POST", "/appeals/<appeal_id>/resolve", roles=("county", "city", "province"), body=Resolve,

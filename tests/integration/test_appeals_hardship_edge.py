@@ -321,8 +321,6 @@ def test_bodies_over_the_limit_or_not_json_are_refused(aid: Aid) -> None:
     assert "Traceback" not in aid.hardship.log_tail(200_000)
 
 
-@pytest.mark.xfail(strict=True, reason="edge bug: werkzeug gives an empty request.stream for a chunked body "
-                   "under eventlet (no wsgi.input_terminated), so backbone/edge.py answers 400 MISSING_BODY")
 def test_chunked_bodies_are_read_and_limited_like_any_other(aid: Aid) -> None:
     staff = school_token(aid.system, "SC1")
     big = json.dumps(determination(categories=[7] * 40_000)).encode()
