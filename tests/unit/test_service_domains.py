@@ -24,7 +24,7 @@ from contracts.events import (
 )
 from contracts.identity import check_digit
 from contracts.reasons import REASONS, describe
-from contracts.students import SchoolView, StudentView
+from contracts.students import SchoolView, StudentView, capture_stream
 from services.appeals import domain as appeals
 from services.appeals.commands import FileAppeal, Resolve
 from services.enrolment import commands as enrol_cmd
@@ -283,7 +283,7 @@ def check_view(*more: ev.Event) -> spot.CheckView:
 
 
 def test_each_stream_is_named_by_one_function() -> None:
-    assert spot.check_stream("k1") == "check-k1" and spot.capture_stream("c1") == "capture-c1"
+    assert spot.check_stream("k1") == "check-k1" and capture_stream("c1") == "capture-c1"
     assert spot.results_stream("SC1", "2026-10") == "results-SC1-2026-10"
 
 
@@ -515,7 +515,7 @@ def test_month_results_are_published_once_and_not_before_the_month() -> None:
 
 def test_a_capture_state_follows_the_verdict() -> None:
     submitted = spot.submit_capture(check_view(), capturing(), enrolled(), APP, FRAMES, NOW)
-    stream = spot.capture_stream(submitted.capture_id)
+    stream = capture_stream(submitted.capture_id)
     first = build_envelope(submitted, stream=stream, actor=Actor(kind="student", id="s"))
     assert spot.capture_state(submitted.capture_id, [first]).status == "submitted"
     rejected = CaptureRejected(capture_id=submitted.capture_id, student_id="A0001", school_id="SC1",
