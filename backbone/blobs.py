@@ -30,6 +30,26 @@ class BlobNotFound(KeyError):
     pass
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[int | None]:
+    """The file at ``path``, opened and under an exclusive lock (flock) for the ``with`` block;
+    None if there is none, or if it was removed or replaced by a new put while we waited."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        yield fd if current else None
+    finally:
+        os.close(fd)
+
+
 class BlobStore:
     """Sealed, content-addressed blobs in ``root``.
 
@@ -109,38 +129,21 @@ class BlobStore:
         """Remove a blob; True if removed. With ``created_mtime_ns`` (from :meth:`put_new`),
         only if no ``put`` claimed it since: another request may hold a reference to it."""
         path = self._path(ref)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with _locked(path) as fd:
+            if fd is None or (created_mtime_ns is not None and os.fstat(fd).st_mtime_ns != created_mtime_ns):
+                return False
             try:
-                if created_mtime_ns is not None and os.fstat(fd).st_mtime_ns != created_mtime_ns:
-                    return False
-                if os.stat(path).st_ino != os.fstat(fd).st_ino:
-                    return False  # replaced meanwhile by a new put: not the file we looked at
                 os.unlink(path)
-                return True
             except FileNotFoundError:
                 return False
-        finally:
-            os.close(fd)
+            return True
 
     def _claim(self, path: Path) -> bool:
         """If ``path`` exists, move its modification time on (under the file lock), so a
         rollback of the request that created it leaves it alone. False if it does not exist."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                if os.stat(path).st_ino != os.fstat(fd).st_ino:
-                    return False  # deleted (rolled back) while we waited: store it again
-            except FileNotFoundError:
-                return False
+        with _locked(path) as fd:
+            if fd is None:
+                return False  # never there, or deleted (rolled back) while we waited: store it again
             before = os.fstat(fd).st_mtime_ns
             stamp = max(time.time_ns(), before + 1)
             try:
@@ -149,8 +152,6 @@ class BlobStore:
                 if exc.errno not in (errno.EROFS, errno.EPERM, errno.EACCES):
                     raise
             return True
-        finally:
-            os.close(fd)
 
     @contextlib.contextmanager
     def staged(self) -> Iterator[StagedBlobs]:

@@ -26,6 +26,7 @@ from typing import (
     TypeVar,
     Union,
     cast,
+    dataclass_transform,
     get_args,
     get_origin,
     get_type_hints,
@@ -83,6 +84,17 @@ class Model:
         return json.dumps(self, ensure_ascii=False, default=_record_fields)
 
 
+@dataclass_transform(frozen_default=True)
+def record(name: str) -> Callable[[type[M]], type[M]]:
+    """Declare a status record: a frozen dataclass, ``#/$defs/<name>`` in the generated schema."""
+
+    def declare(cls: type[M]) -> type[M]:
+        cls.DEF = name
+        return dataclass(frozen=True)(cls)
+
+    return declare
+
+
 def _record_fields(value: Any) -> dict[str, Any]:
     if isinstance(value, Model):
         return value.__dict__
@@ -92,17 +104,15 @@ def _record_fields(value: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the records
 
 
-@dataclass(frozen=True)
+@record("rule")
 class Rule(Model):
-    DEF: ClassVar[str] = "rule"
     rule: RuleName
     month: Annotated[str | None, {"pattern": MONTH_PATTERN}]
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("check")
 class CheckResult(Model):
-    DEF: ClassVar[str] = "check"
     check_id: str
     kind: Literal["routine", "targeted"]
     result: Literal["passed", "forced_pass", "excused", "failed", "pending", "placement"]
@@ -113,16 +123,14 @@ class CheckResult(Model):
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("replaced")
 class Replaced(Model):
-    DEF: ClassVar[str] = "replaced"
     status: MonthStatusName
     outcome: Outcome
 
 
-@dataclass(frozen=True)
+@record("month")
 class MonthStatus(Model):
-    DEF: ClassVar[str] = "month"
     month: Month
     status: MonthStatusName
     outcome: Annotated[Outcome, {"description": "what the rules count: placement months count as passed"}]
@@ -135,9 +143,8 @@ class MonthStatus(Model):
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("grant")
 class GrantMonth(Model):
-    DEF: ClassVar[str] = "grant"
     month: Month
     decision: Literal["granted", "withheld", "pending"]
     amount_yuan: Annotated[int | None, {"minimum": 0}]
@@ -147,9 +154,8 @@ class GrantMonth(Model):
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("waiver")
 class Waiver(Model):
-    DEF: ClassVar[str] = "waiver"
     decision: Literal["granted", "denied", "pending"]
     required_consecutive: Annotated[int, {"minimum": 1}]
     longest_passed_run: Annotated[int, {"minimum": 0}]
@@ -157,9 +163,8 @@ class Waiver(Model):
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("placement")
 class PlacementStatus(Model):
-    DEF: ClassVar[str] = "placement"
     placement_id: str
     starts_on: str
     ends_on: str
@@ -168,45 +173,40 @@ class PlacementStatus(Model):
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("participation")
 class Participation(Model):
-    DEF: ClassVar[str] = "participation"
     status: Literal["enrolled", "provisional", "not_enrolled_in_time", "not_enrolled", "not_registered",
                     "not_proposed_for_aid"]
     deadline: Annotated[str | None, {"format": "date"}]
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("hardship")
 class HardshipStatus(Model):
-    DEF: ClassVar[str] = "hardship"
     status: Literal["in_force", "none", "not_difficult", "revoked"]
     level: Literal[None, "especially_difficult", "difficult", "not_difficult"]
     determination_id: str | None
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("roster")
 class RosterStatus(Model):
-    DEF: ClassVar[str] = "roster"
     status: Literal["not_imported", "matched", "system_only", "national_only", "id_mismatch", "not_listed"]
     import_id: str | None
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("suspension")
 class Suspension(Model):
-    DEF: ClassVar[str] = "suspension"
     rule: Literal["unfiled_internship"]
     months: list[str]
     event_ids: EventIds
 
 
-@dataclass(frozen=True)
+@record("status")
 class EligibilityStatus(Model):
     """One student's aid status for one semester (a row of the live projection)."""
 
-    DEF: ClassVar[str] = "status"
     schema: Literal["eligibility-status.v1"]
     student_id: Annotated[str, {"description": "national student number (全国学籍系统学号)"}]
     semester: Annotated[str, {"pattern": "^[0-9]{4}-(spring|autumn)$"}]

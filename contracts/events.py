@@ -1,4 +1,5 @@
-"""Python models of every event type, one frozen dataclass per (type, version).
+"""Python models of every event type, one frozen dataclass per (type, version), declared with
+:func:`event`.
 
 These classes are the source of the JSON Schemas in ``contracts/schemas/``
 (regenerate with ``aid contracts generate``; a test fails when the files are stale).
@@ -16,7 +17,7 @@ Identifiers:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
 
 Channel = Literal["terminal", "app"]
 Purpose = Literal["enrolment", "spot_check"]
@@ -40,7 +41,43 @@ class Event:
         return asdict(self)
 
 
+E = TypeVar("E", bound=Event)
+
+
+@dataclass_transform(frozen_default=True)
+def event(cls: type[E]) -> type[E]:
+    """Declare a payload model: a frozen dataclass whose ``TYPE`` is its class name, unless the
+    class names its type itself (an older version's model)."""
+    if "TYPE" not in vars(cls):
+        cls.TYPE = cls.__name__
+    return dataclass(frozen=True)(cls)
+
+
 # --------------------------------------------------------------------------- students
+
+
+@dataclass(frozen=True)
+class StudentDetails(Event):
+    """What every version of StudentRegistered says besides the school."""
+
+    student_id: str
+    name_masked: str
+    id_number_hash: str
+    id_number_masked: str
+    grade: int
+    class_name: str
+    major: str
+    enrolment_year: int
+    enrolment_season: SemesterSeason
+    proposed_aid: bool
+
+
+@event
+class StudentRegisteredV1(StudentDetails):
+    """v1 carried only the school id; kept so old logs stay readable (see upcasters)."""
+
+    TYPE: ClassVar[str] = "StudentRegistered"
+    school_id: str
 
 
 @dataclass(frozen=True)
@@ -50,55 +87,24 @@ class SchoolRef:
     county: str
 
 
-@dataclass(frozen=True)
-class StudentRegisteredV1(Event):
-    """v1 carried only the school id; kept so old logs stay readable (see upcasters)."""
-
-    TYPE: ClassVar[str] = "StudentRegistered"
-    VERSION: ClassVar[int] = 1
-    student_id: str
-    school_id: str
-    name_masked: str
-    id_number_hash: str
-    id_number_masked: str
-    grade: int
-    class_name: str
-    major: str
-    enrolment_year: int
-    enrolment_season: SemesterSeason
-    proposed_aid: bool
-
-
-@dataclass(frozen=True)
-class StudentRegistered(Event):
+@event
+class StudentRegistered(StudentDetails):
     """A proposed-aid student (拟受助学生) is known to the system, with school, city, county."""
 
-    TYPE: ClassVar[str] = "StudentRegistered"
     VERSION: ClassVar[int] = 2
-    student_id: str
     school: SchoolRef
-    name_masked: str
-    id_number_hash: str
-    id_number_masked: str
-    grade: int
-    class_name: str
-    major: str
-    enrolment_year: int
-    enrolment_season: SemesterSeason
-    proposed_aid: bool
 
 
 # --------------------------------------------------------------------------- schools, terminals
 
 
-@dataclass(frozen=True)
+@event
 class SchoolRegistered(Event):
     """Operations record a school with its city and county (the area its authorities cover) and
     the level of its same-level authority (同级资助管理部门), which rules on its appeals:
     ``province`` for a directly administered school (直属, the only schools targeted checks
     reach), else ``city`` or ``county``. A later event for the same school replaces the earlier."""
 
-    TYPE: ClassVar[str] = "SchoolRegistered"
     school_id: str
     name: str
     city: str
@@ -110,22 +116,20 @@ class SchoolRegistered(Event):
         return self.administered_by == "province"
 
 
-@dataclass(frozen=True)
+@event
 class TerminalRegistered(Event):
     """Operations register a capture terminal (kiosk) to one school; its credential is issued
     outside the log (only a hash is kept, in ``terminal_credentials``)."""
 
-    TYPE: ClassVar[str] = "TerminalRegistered"
     terminal_id: str
     school_id: str
     label: str
 
 
-@dataclass(frozen=True)
+@event
 class TerminalRevoked(Event):
     """The terminal may no longer act: its tokens are refused from now on."""
 
-    TYPE: ClassVar[str] = "TerminalRevoked"
     terminal_id: str
     school_id: str
     reason: str
@@ -135,67 +139,58 @@ class TerminalRevoked(Event):
 
 
 @dataclass(frozen=True)
-class CaptureSubmitted(Event):
-    """A terminal or the app sent a live capture (frames are stored; the event holds references)."""
+class CaptureEvent(Event):
+    """What every event of a capture's stream says of the capture; ``check_id`` names the spot
+    check a ``spot_check`` capture answers."""
 
-    TYPE: ClassVar[str] = "CaptureSubmitted"
     capture_id: str
     student_id: str
     school_id: str
     purpose: Purpose
     channel: Channel
+    check_id: str | None = field(default=None, kw_only=True)
+
+
+@event
+class CaptureSubmitted(CaptureEvent):
+    """A terminal or the app sent a live capture (frames are stored; the event holds references)."""
+
     frame_refs: list[str]
     captured_at: str
-    check_id: str | None = None
     terminal_id: str | None = None
     id_photo_ref: str | None = None
     attempt: int = 1
 
 
-@dataclass(frozen=True)
-class CaptureVerified(Event):
+@event
+class CaptureVerified(CaptureEvent):
     """Face matching accepted the capture (enrolment: live face == ID photo; spot check: == template)."""
 
-    TYPE: ClassVar[str] = "CaptureVerified"
-    capture_id: str
-    student_id: str
-    school_id: str
-    purpose: Purpose
-    channel: Channel
     distance: float
     threshold: float
     quality: dict[str, Any]
     liveness: dict[str, Any]
     model_version: str
-    check_id: str | None = None
     template_ref: str | None = None
 
 
-@dataclass(frozen=True)
-class CaptureRejected(Event):
+@event
+class CaptureRejected(CaptureEvent):
     """Face matching refused the capture, with machine-readable reasons (NO_FACE, NO_MATCH, ...)."""
 
-    TYPE: ClassVar[str] = "CaptureRejected"
-    capture_id: str
-    student_id: str
-    school_id: str
-    purpose: Purpose
-    channel: Channel
     reasons: list[str]
     quality: dict[str, Any]
     liveness: dict[str, Any]
     model_version: str
-    check_id: str | None = None
     distance: float | None = None
     threshold: float | None = None
     suspected_student_id: str | None = None
 
 
-@dataclass(frozen=True)
+@event
 class StudentEnrolled(Event):
     """New capture (新增采集) finished: verified, provisional (this semester only) or evidence filed."""
 
-    TYPE: ClassVar[str] = "StudentEnrolled"
     student_id: str
     school_id: str
     semester: str
@@ -206,11 +201,10 @@ class StudentEnrolled(Event):
 # --------------------------------------------------------------------------- checks
 
 
-@dataclass(frozen=True)
+@event
 class CheckOpened(Event):
     """A routine (例行) or targeted (定向) spot check opens (10:00 .. at most 15:00, Asia/Shanghai)."""
 
-    TYPE: ClassVar[str] = "CheckOpened"
     check_id: str
     kind: CheckKind
     semester: str
@@ -222,14 +216,13 @@ class CheckOpened(Event):
     student_ids: list[str] | None = None
 
 
-@dataclass(frozen=True)
+@event
 class CheckClosed(Event):
-    TYPE: ClassVar[str] = "CheckClosed"
     check_id: str
     closed_at: str
 
 
-@dataclass(frozen=True)
+@event
 class AbsenceMarked(Event):
     """The school marks an absence reason; ``reported_at`` is when the papers reached the aid office.
 
@@ -237,7 +230,6 @@ class AbsenceMarked(Event):
     compatibly) give the internship's period: 3+ full months away needs an InternshipPlanFiled.
     """
 
-    TYPE: ClassVar[str] = "AbsenceMarked"
     check_id: str
     student_id: str
     school_id: str
@@ -247,11 +239,12 @@ class AbsenceMarked(Event):
     internship_ends_on: str | None = None
 
 
-@dataclass(frozen=True)
+@event
 class ForcedPassRecorded(Event):
-    """Three failed confirmations at a terminal: evidence photo taken, check force-passed (强行确认通过)."""
+    """Three failed confirmations at a terminal: evidence photo taken, check force-passed (强行确认通过).
 
-    TYPE: ClassVar[str] = "ForcedPassRecorded"
+    ``attempts`` counts the failed terminal confirmations in the log; ``evidence_ref`` is the photo."""
+
     check_id: str
     student_id: str
     school_id: str
@@ -260,11 +253,10 @@ class ForcedPassRecorded(Event):
     evidence_ref: str
 
 
-@dataclass(frozen=True)
+@event
 class MonthResultsPublished(Event):
     """A school published a month's check results; the 5-working-day objection period starts."""
 
-    TYPE: ClassVar[str] = "MonthResultsPublished"
     school_id: str
     month: str
     published_on: str
@@ -273,11 +265,10 @@ class MonthResultsPublished(Event):
 # --------------------------------------------------------------------------- internships
 
 
-@dataclass(frozen=True)
+@event
 class InternshipPlanFiled(Event):
     """An internship away from school of 3+ full months was filed (实习计划备案)."""
 
-    TYPE: ClassVar[str] = "InternshipPlanFiled"
     plan_id: str
     student_id: str
     school_id: str
@@ -287,11 +278,10 @@ class InternshipPlanFiled(Event):
     filed_on: str
 
 
-@dataclass(frozen=True)
+@event
 class PlacementConfirmed(Event):
     """Placement internship (顶岗实习) confirmed at a terminal before leaving (离校前确认)."""
 
-    TYPE: ClassVar[str] = "PlacementConfirmed"
     placement_id: str
     student_id: str
     school_id: str
@@ -306,17 +296,15 @@ class PlacementConfirmed(Event):
     filed_on: str | None = None
 
 
-@dataclass(frozen=True)
+@event
 class PlacementUpdated(Event):
-    TYPE: ClassVar[str] = "PlacementUpdated"
     placement_id: str
     student_id: str
     changes: dict[str, str]
 
 
-@dataclass(frozen=True)
+@event
 class PlacementEnded(Event):
-    TYPE: ClassVar[str] = "PlacementEnded"
     placement_id: str
     student_id: str
     ended_on: str
@@ -325,11 +313,10 @@ class PlacementEnded(Event):
 # --------------------------------------------------------------------------- appeals
 
 
-@dataclass(frozen=True)
+@event
 class AppealFiled(Event):
     """The school files an appeal (申诉) for a student's month, with the student's objection date."""
 
-    TYPE: ClassVar[str] = "AppealFiled"
     appeal_id: str
     student_id: str
     school_id: str
@@ -338,9 +325,8 @@ class AppealFiled(Event):
     letter_ref: str
 
 
-@dataclass(frozen=True)
+@event
 class AppealResolved(Event):
-    TYPE: ClassVar[str] = "AppealResolved"
     appeal_id: str
     student_id: str
     month: str
@@ -357,11 +343,10 @@ class RosterEntry:
     id_number_hash: str
 
 
-@dataclass(frozen=True)
+@event
 class NationalRosterImported(Event):
     """One part of the national student-aid system's list (全国系统名单) for a semester."""
 
-    TYPE: ClassVar[str] = "NationalRosterImported"
     import_id: str
     semester: str
     part: int
@@ -370,11 +355,10 @@ class NationalRosterImported(Event):
     entries: list[RosterEntry]
 
 
-@dataclass(frozen=True)
+@event
 class HardshipDetermined(Event):
     """Family-hardship identification (家庭经济困难学生认定) result in force from ``effective_semester``."""
 
-    TYPE: ClassVar[str] = "HardshipDetermined"
     determination_id: str
     student_id: str
     school_id: str
@@ -384,11 +368,10 @@ class HardshipDetermined(Event):
     methods: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@event
 class HardshipRevoked(Event):
     """False information found: the status is revoked from ``effective_semester`` on."""
 
-    TYPE: ClassVar[str] = "HardshipRevoked"
     determination_id: str
     student_id: str
     effective_semester: str

@@ -5,10 +5,11 @@ shared through ``contracts`` so that no service imports another."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from contracts.envelope import Envelope
 from contracts.events import SchoolRef, SchoolRegistered, StudentRegistered
+from contracts.readmodel import fold
 
 
 def student_stream(student_id: str) -> str:
@@ -38,16 +39,12 @@ class StudentView:
 
 
 def student_view(student_id: str, events: Iterable[Envelope]) -> StudentView:
-    view = StudentView(student_id)
-    for e in events:
-        view.version = e.stream_version
-        if e.type == "StudentRegistered":
-            p = dict(e.payload)
-            view.registered = StudentRegistered(**{**p, "school": SchoolRef(**p["school"])})
-        elif e.type == "StudentEnrolled":
-            view.enrolled_mode = e.payload["mode"]
-            view.enrolled_semesters.append(e.payload["semester"])
-    return view
+    return fold(StudentView(student_id), events, {
+        "StudentRegistered": lambda view, p: replace(
+            view, registered=StudentRegistered(**{**p, "school": SchoolRef(**p["school"])})),
+        "StudentEnrolled": lambda view, p: replace(
+            view, enrolled_mode=p["mode"], enrolled_semesters=[*view.enrolled_semesters, p["semester"]]),
+    })
 
 
 @dataclass
@@ -63,9 +60,6 @@ class SchoolView:
 
 
 def school_view(school_id: str, events: Iterable[Envelope]) -> SchoolView:
-    view = SchoolView(school_id)
-    for e in events:
-        view.version = e.stream_version
-        if e.type == "SchoolRegistered":
-            view.registered = SchoolRegistered(**e.payload)
-    return view
+    return fold(SchoolView(school_id), events, {
+        "SchoolRegistered": lambda view, p: replace(view, registered=SchoolRegistered(**p)),
+    })

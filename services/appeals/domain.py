@@ -5,16 +5,13 @@ the objection was late) is the eligibility fold's business; this service keeps t
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from backbone.errors import Conflict, Forbidden, NotFound
 from contracts.envelope import Envelope
 from contracts.events import AppealFiled, AppealResolved
+from contracts.readmodel import fold
 from services.appeals.commands import FileAppeal, Resolve
-
-
-def appeal_stream(appeal_id: str) -> str:
-    return f"appeal-{appeal_id}"
 
 
 @dataclass
@@ -25,15 +22,15 @@ class AppealView:
     version: int = 0
 
 
+def appeal_stream(appeal_id: str) -> str:
+    return f"appeal-{appeal_id}"
+
+
 def appeal_view(appeal_id: str, events: list[Envelope]) -> AppealView:
-    view = AppealView(appeal_id)
-    for e in events:
-        view.version = e.stream_version
-        if e.type == "AppealFiled":
-            view.filed = AppealFiled(**e.payload)
-        elif e.type == "AppealResolved":
-            view.decision = e.payload["decision"]
-    return view
+    return fold(AppealView(appeal_id), events, {
+        "AppealFiled": lambda view, p: replace(view, filed=AppealFiled(**p)),
+        "AppealResolved": lambda view, p: replace(view, decision=p["decision"]),
+    })
 
 
 def file(command: FileAppeal, school_id: str, letter_ref: str) -> AppealFiled:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from backbone.errors import Conflict, DomainError, Forbidden, NotFound
@@ -37,6 +37,7 @@ from contracts.events import (
     TerminalRevoked,
 )
 from contracts.identity import InvalidIdNumber, hash_id_number, mask_id_number, mask_name, normalise_id_number
+from contracts.readmodel import fold
 from contracts.students import SchoolView, StudentView
 from services.enrolment.commands import (
     FileEvidence,
@@ -87,15 +88,11 @@ class TerminalView:
 
 
 def terminal_view(terminal_id: str, events: Iterable[Envelope]) -> TerminalView:
-    view = TerminalView(terminal_id)
-    for e in events:
-        view.version = e.stream_version
-        if e.type == "TerminalRegistered":
-            view.school_id, view.label = str(e.payload["school_id"]), str(e.payload["label"])
-            view.revoked = False
-        elif e.type == "TerminalRevoked":
-            view.revoked = True
-    return view
+    return fold(TerminalView(terminal_id), events, {
+        "TerminalRegistered": lambda view, p: replace(
+            view, school_id=str(p["school_id"]), label=str(p["label"]), revoked=False),
+        "TerminalRevoked": lambda view, p: replace(view, revoked=True),
+    })
 
 
 def register_terminal(command: RegisterTerminal, school: SchoolView,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from backbone.errors import Conflict, DomainError, Forbidden, NotFound
 from contracts.calendar import SHANGHAI, local_date, parse_month, semester_of
@@ -33,6 +33,7 @@ from contracts.events import (
     ForcedPassRecorded,
     MonthResultsPublished,
 )
+from contracts.readmodel import fold
 from contracts.students import SchoolView, StudentView
 from services.spotcheck.commands import ForcePass, MarkAbsence, OpenCheck, PublishResults, SubmitCapture
 
@@ -77,15 +78,15 @@ class CheckView:
 
 
 def check_view(check_id: str, events: Iterable[Envelope]) -> CheckView:
-    view = CheckView(check_id)
-    for e in events:
-        view.version = e.stream_version
-        if e.type == "CheckOpened":
-            view.opened = CheckOpened(**e.payload)
-        elif e.type == "CheckClosed":
-            view.closed = True
-        elif e.type == "ForcedPassRecorded":
-            view.forced.add(str(e.payload["student_id"]))
+    return fold(CheckView(check_id), events, {
+        "CheckOpened": lambda view, p: replace(view, opened=CheckOpened(**p)),
+        "CheckClosed": lambda view, p: replace(view, closed=True),
+        "ForcedPassRecorded": _forced_pass,
+    })
+
+
+def _forced_pass(view: CheckView, payload: dict[str, Any]) -> CheckView:
+    view.forced.add(str(payload["student_id"]))  # in place: a check may hold many forced passes
     return view
 
 
