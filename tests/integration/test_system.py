@@ -176,7 +176,8 @@ def test_new_capture_spot_check_and_proxy_detection_end_to_end(running: System) 
                                       token=province)
     assert status == 200, summary
     assert (summary["students"], summary["passed"], summary["failed"]) == (2, 1, 1), summary
-    assert eligibility.api("GET", "/summary/2026-13x", token=province)[1]["error"] == "BAD_MONTH"
+    status, body = eligibility.api("GET", "/summary/2026-13x", token=province)
+    assert (status, body["error"], body["fields"][0]["path"]) == (422, "INVALID_REQUEST", "path.month"), body
     from nameko.standalone.rpc import ClusterRpcProxy
 
     with ClusterRpcProxy({"AMQP_URI": running.amqp_url}, timeout=30) as rpc:
