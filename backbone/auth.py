@@ -144,7 +144,8 @@ class TokenVerifier:
         except jwt.PyJWKClientConnectionError as exc:
             raise AuthError("JWKS_UNAVAILABLE", "the identity provider's keys cannot be fetched") from exc
         except jwt.PyJWTError as exc:
-            raise AuthError("UNKNOWN_KEY", "the token is signed by a key the issuer does not publish") from exc
+            raise AuthError("UNKNOWN_KEY",
+                            "the token is signed by a key the issuer does not publish") from exc
         try:
             claims = jwt.decode(
                 token, key.key, algorithms=ALGORITHMS, audience=self.settings.audience,

@@ -43,7 +43,8 @@ def _dlq(args: argparse.Namespace) -> int:
             if args.action == "list":
                 print(json.dumps({
                     "reason": headers.get("x-aid-reason"), "detail": headers.get("x-aid-detail"),
-                    "type": message.properties.get("type"), "message_id": message.properties.get("message_id"),
+                    "type": message.properties.get("type"),
+                    "message_id": message.properties.get("message_id"),
                     "bytes": len(message.body),
                 }))
             else:  # replay: back onto the events exchange with its original routing key
@@ -85,8 +86,8 @@ def _auth(args: argparse.Namespace) -> int:
         return 0
     if args.action == "token":
         try:
-            claims = person_claims(args.role, args.sub, school=args.school, city=args.city, county=args.county,
-                                   student=args.student, terminal=args.terminal)
+            claims = person_claims(args.role, args.sub, school=args.school, city=args.city,
+                                   county=args.county, student=args.student, terminal=args.terminal)
             print(mint(key, auth.issuer, auth.audience, claims, args.ttl))
         except Exception as exc:  # a wrong combination of role and area: say which
             print(f"aid auth token: {exc}", file=sys.stderr)
@@ -116,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["generate", "check"])
     p.set_defaults(func=_contracts)
     p = sub.add_parser("auth", help="the embedded development identity provider (tokens, JWKS)",
-                       description="init: create the signing key; serve: publish the JWKS and issue terminal"
-                                   " tokens (client credentials); token: print a token for a role and area, e.g."
-                                   " aid auth token --role school --school 4101000001")
+                       description="init: create the signing key; serve: publish the JWKS and issue"
+                                   " terminal tokens (client credentials); token: print a token for a role"
+                                   " and area, e.g. aid auth token --role school --school 4101000001")
     p.add_argument("action", choices=["init", "serve", "token"])
     p.add_argument("--role", default="province", help="terminal, school, county, city, province, auditor,"
                                                       " operations or student")

@@ -165,8 +165,10 @@ def auth_settings(environ: dict[str, str] | None = None) -> AuthSettings:
         leeway = int(env.get("AID_AUTH_LEEWAY_SECONDS", "30"))
         cache = int(env.get("AID_AUTH_JWKS_CACHE_SECONDS", "300"))
     except ValueError as exc:
-        raise ConfigError("AID_AUTH_LEEWAY_SECONDS and AID_AUTH_JWKS_CACHE_SECONDS are whole seconds") from exc
-    return AuthSettings(issuer=issuer, jwks_url=env.get("AID_AUTH_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
+        raise ConfigError("AID_AUTH_LEEWAY_SECONDS and AID_AUTH_JWKS_CACHE_SECONDS"
+                          " are whole seconds") from exc
+    return AuthSettings(issuer=issuer,
+                        jwks_url=env.get("AID_AUTH_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
                         audience=env.get("AID_AUTH_AUDIENCE", "studentaid"), leeway_seconds=leeway,
                         jwks_cache_seconds=cache, allow_dev_keys=not production)
 

@@ -295,7 +295,8 @@ def _run_idempotent(service: Any, call: Call, raw: bytes, run: Callable[[], Answ
                 raise Refusal(422, "IDEMPOTENCY_KEY_REUSED",
                               "this Idempotency-Key was used for a different request")
             if found[2] == 0:
-                raise Refusal(409, "IDEMPOTENCY_IN_PROGRESS", "the first request with this key is still running")
+                raise Refusal(409, "IDEMPOTENCY_IN_PROGRESS",
+                              "the first request with this key is still running")
             return _json(int(found[2]), found[3], {"Idempotent-Replayed": "true"})
     try:
         status, body = run()
@@ -316,13 +317,15 @@ def _run_idempotent(service: Any, call: Call, raw: bytes, run: Callable[[], Answ
 
 
 def _record_reads(service: Any, call: Call) -> None:
-    rows = [(service.name, call.route.name, call.caller.subject, call.caller.role, s) for s in dict.fromkeys(call.reads)]
+    rows = [(service.name, call.route.name, call.caller.subject, call.caller.role, s)
+            for s in dict.fromkeys(call.reads)]
     with service.store.pool.connection() as conn, conn.cursor() as cur:
         cur.executemany("INSERT INTO personal_data_reads (service, route, caller, caller_role, student_id)"
                         " VALUES (%s, %s, %s, %s, %s)", rows)
 
 
-def serve(service: Any, route: Route, fn: Callable[..., Answer], request: Any, path_values: dict[str, str]) -> Response:
+def serve(service: Any, route: Route, fn: Callable[..., Answer], request: Any,
+          path_values: dict[str, str]) -> Response:
     started = time.perf_counter()
     code = ""
     try:
@@ -363,14 +366,16 @@ def serve(service: Any, route: Route, fn: Callable[..., Answer], request: Any, p
         code = "DATABASE_UNAVAILABLE"
         log.warning("database unavailable in %s.%s (%s)", getattr(service, "name", "?"), route.name,
                     type(exc).__name__)
-        response = _error(503, code, "the database is unavailable; retry shortly", headers={"Retry-After": "1"})
+        response = _error(503, code, "the database is unavailable; retry shortly",
+                          headers={"Retry-After": "1"})
     except Exception:
         code = "INTERNAL"
         log.exception("unhandled error in %s.%s", getattr(service, "name", "?"), route.name)
         response = _error(500, code, "internal error; see the service log")
     name = getattr(service, "name", "?")
     observability.HTTP_REQUESTS.labels(service=name, endpoint=route.name, status=str(response[0])).inc()
-    observability.HTTP_SECONDS.labels(service=name, endpoint=route.name).observe(time.perf_counter() - started)
+    observability.HTTP_SECONDS.labels(service=name, endpoint=route.name).observe(
+        time.perf_counter() - started)
     if code:
         observability.HTTP_REFUSALS.labels(service=name, code=code).inc()
     return response
@@ -453,7 +458,9 @@ def personal_data_reads(conn: Any, *, student_id: str | None = None, caller: str
     if since is not None:
         where.append("read_at >= %s")
         params.append(since)
-    rows = conn.execute("SELECT read_at, service, route, caller, caller_role, student_id FROM personal_data_reads"
-                        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s", [*params, limit]).fetchall()
+    rows = conn.execute("SELECT read_at, service, route, caller, caller_role, student_id"
+                        " FROM personal_data_reads"
+                        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s",
+                        [*params, limit]).fetchall()
     names = ("read_at", "service", "route", "caller", "caller_role", "student_id")
     return [{**dict(zip(names, r, strict=True)), "read_at": r[0].isoformat()} for r in rows]

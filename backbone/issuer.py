@@ -109,8 +109,9 @@ class TerminalCredentials:
         import psycopg
 
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
-            row = conn.execute("SELECT school_id, secret_hash, revoked_at IS NOT NULL FROM terminal_credentials"
-                               " WHERE terminal_id = %s", (terminal_id,)).fetchone()
+            row = conn.execute("SELECT school_id, secret_hash, revoked_at IS NOT NULL"
+                               " FROM terminal_credentials WHERE terminal_id = %s",
+                               (terminal_id,)).fetchone()
         return (str(row[0]), str(row[1]), bool(row[2])) if row else None
 
 

@@ -28,17 +28,24 @@ CONSUMER_HANDLED = Counter(
     "aid_consumer_handled_total", "Events handled by consumers", ["service", "event_type", "outcome"]
 )
 CONSUMER_SECONDS = Histogram(
-    "aid_consumer_handle_seconds", "Time to handle one event", ["service", "event_type"], buckets=LATENCY_BUCKETS
+    "aid_consumer_handle_seconds", "Time to handle one event", ["service", "event_type"],
+    buckets=LATENCY_BUCKETS
 )
 CONSUMER_LAG = Gauge("aid_consumer_lag_events", "Events waiting in the service's queues", ["service"])
-DEAD_LETTERS = Counter("aid_dead_letters_total", "Messages sent to a dead-letter queue", ["service", "reason"])
+DEAD_LETTERS = Counter(
+    "aid_dead_letters_total", "Messages sent to a dead-letter queue", ["service", "reason"]
+)
 
 HTTP_REQUESTS = Counter("aid_http_requests_total", "HTTP requests", ["service", "endpoint", "status"])
-HTTP_REFUSALS = Counter("aid_http_refusals_total", "HTTP requests refused, by error code", ["service", "code"])
+HTTP_REFUSALS = Counter(
+    "aid_http_refusals_total", "HTTP requests refused, by error code", ["service", "code"]
+)
 HTTP_SECONDS = Histogram(
     "aid_http_request_seconds", "HTTP request latency", ["service", "endpoint"], buckets=LATENCY_BUCKETS
 )
-APPEND_SECONDS = Histogram("aid_eventstore_append_seconds", "Time of one append transaction", buckets=LATENCY_BUCKETS)
+APPEND_SECONDS = Histogram(
+    "aid_eventstore_append_seconds", "Time of one append transaction", buckets=LATENCY_BUCKETS
+)
 HEAD_POSITION = Gauge("aid_eventstore_head_position", "Highest committed position in the event log")
 
 HealthCheck = Callable[[], dict[str, Any]]
@@ -59,8 +66,10 @@ def metrics_app(service: str, health: HealthCheck) -> Callable[..., Any]:
                 ok = all(v == "ok" for v in checks.values())
             except Exception as exc:  # a failing check must still answer
                 checks, ok = {"error": type(exc).__name__}, False
-            body = json.dumps({"service": service, "status": "ok" if ok else "degraded", "checks": checks}).encode()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+            body = json.dumps({"service": service, "status": "ok" if ok else "degraded",
+                               "checks": checks}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json")])
             return [body]
         return prometheus(environ, start_response)
 

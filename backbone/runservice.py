@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from backbone import config, observability
 
-    module = importlib.import_module(target.partition(":")[0] if ":" in target else f"services.{target}.service")
+    module = importlib.import_module(target.partition(":")[0] if ":" in target
+                                     else f"services.{target}.service")
     service_cls = module.SERVICE
     name = service_cls.name
     logging.basicConfig(level=os.environ.get("AID_LOG_LEVEL", "INFO"),

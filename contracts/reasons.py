@@ -15,9 +15,11 @@ REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "EMPTY_IMAGE": ("照片为空，请重新拍摄。", "The photo is empty; take it again."),
     "CORRUPT_IMAGE": ("照片文件已损坏，无法读取，请重新拍摄。",
                       "The photo file is damaged and cannot be read; take it again."),
-    "UNSUPPORTED_FORMAT": ("照片格式不受支持，请使用 JPEG 或 PNG。", "The photo format is not supported; use JPEG or PNG."),
+    "UNSUPPORTED_FORMAT": ("照片格式不受支持，请使用 JPEG 或 PNG。",
+                           "The photo format is not supported; use JPEG or PNG."),
     "IMAGE_TOO_SMALL": ("照片分辨率过低，请重新拍摄。", "The photo's resolution is too low; take it again."),
-    "IMAGE_TOO_LARGE": ("照片尺寸过大，请降低分辨率后重新提交。", "The photo is too large; send it at a lower resolution."),
+    "IMAGE_TOO_LARGE": ("照片尺寸过大，请降低分辨率后重新提交。",
+                        "The photo is too large; send it at a lower resolution."),
     # detection
     "NO_FACE": ("未检测到人脸，请正对摄像头。", "No face was found; face the camera."),
     "MULTIPLE_FACES": ("检测到多张人脸，请确保画面中只有本人。",
@@ -26,7 +28,8 @@ REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "FACE_TOO_SMALL": ("人脸过小，请靠近摄像头。", "The face is too small; come closer to the camera."),
     "BLURRED": ("照片模糊，请保持静止后重新拍摄。", "The photo is blurred; hold still and take it again."),
     "TOO_DARK": ("光线太暗，请到光线充足处重新拍摄。", "The light is too dark; move to a brighter place."),
-    "TOO_BRIGHT": ("光线过强，请避免强光直射或逆光。", "The light is too bright; avoid direct light and backlight."),
+    "TOO_BRIGHT": ("光线过强，请避免强光直射或逆光。",
+                   "The light is too bright; avoid direct light and backlight."),
     "HEAD_TURNED": ("头部偏转过大，请正对摄像头。", "The head is turned away; look straight at the camera."),
     "EYES_CLOSED": ("检测到闭眼，请睁开双眼。", "The eyes are closed; keep them open."),
     # liveness
@@ -54,7 +57,8 @@ REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
     # caller errors and storage
     "INVALID_REQUEST": ("采集请求无效，请重新采集。", "The capture request is invalid; capture again."),
     "FRAMES_MISSING": ("照片未能保存，请重新采集。", "The photos were not found in storage; capture again."),
-    "NOT_ENROLLED": ("该学生尚未完成新增采集，无法比对。", "The student has no face enrolment to compare with."),
+    "NOT_ENROLLED": ("该学生尚未完成新增采集，无法比对。",
+                     "The student has no face enrolment to compare with."),
     "SEAL_INVALID": ("存储的照片或模板校验失败，请联系管理员。",
                      "A stored photo or template failed its integrity check; contact the administrator."),
     "TEMPLATE_INVALID": ("存储的人脸模板无效，需要重新采集。",

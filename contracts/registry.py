@@ -114,7 +114,8 @@ def validate_envelope(document: Any) -> None:
     _check("envelope.v1.json", document)
     name = f"{document['type']}.v{document['schema_version']}.json"
     if not (SCHEMA_DIR / name).exists():
-        raise ContractError(f"unknown event type or version: {document['type']} v{document['schema_version']}")
+        raise ContractError(f"unknown event type or version: {document['type']}"
+                            f" v{document['schema_version']}")
     _check(name, document["payload"])
 
 

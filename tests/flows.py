@@ -64,8 +64,8 @@ def setup_terminal(system: System, enrolment_proc: Any, terminal_id: str, school
 def student_body(student_id: str, seq: int, school_id: str = "SC1", **over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "student_id": student_id, "school_id": school_id, "name": "测试学生", "id_number": id_number(seq),
-        "grade": 2, "class_name": "会计2班", "major": "会计", "enrolment_year": 2025, "enrolment_season": "秋季",
-        "proposed_aid": True,
+        "grade": 2, "class_name": "会计2班", "major": "会计", "enrolment_year": 2025,
+        "enrolment_season": "秋季", "proposed_aid": True,
     }
     body.update(over)
     return body

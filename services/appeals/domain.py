@@ -35,7 +35,8 @@ def appeal_view(appeal_id: str, events: list[Envelope]) -> AppealView:
 
 def file(command: FileAppeal, school_id: str, letter_ref: str) -> AppealFiled:
     return AppealFiled(appeal_id=str(uuid.uuid4()), student_id=command.student_id, school_id=school_id,
-                       month=command.month, objected_on=command.objected_on.isoformat(), letter_ref=letter_ref)
+                       month=command.month, objected_on=command.objected_on.isoformat(),
+                       letter_ref=letter_ref)
 
 
 def resolve(view: AppealView, command: Resolve, level: str, school_level: str) -> AppealResolved:

@@ -63,7 +63,8 @@ class EligibilityService(EdgeService):
     def _summary(self, month: str, **scope: str | None) -> dict[str, Any]:
         return self.projection.province_summary(_month(month), **scope)
 
-    @route("GET", "/students/<student_id>", roles=("school", "county", "city", "province", "auditor", "student"),
+    @route("GET", "/students/<student_id>",
+           roles=("school", "county", "city", "province", "auditor", "student"),
            query=StudentQuery, returns=StudentStatuses, personal=True, name="student")
     def student_http(self, call: Call) -> Answer:
         """Read one student's aid status, each decision with the events behind it."""
@@ -72,7 +73,8 @@ class EligibilityService(EdgeService):
         call.read_personal(student_id)
         return 200, self._student(student_id, call.query.semester)
 
-    @route("GET", "/schools/<school_id>/months/<month>", roles=("school", "county", "city", "province", "auditor"),
+    @route("GET", "/schools/<school_id>/months/<month>",
+           roles=("school", "county", "city", "province", "auditor"),
            returns=SchoolMonth, name="school_month")
     def school_http(self, call: Call) -> Answer:
         """Read one school's month: counts and the students' results, names masked."""
@@ -91,19 +93,21 @@ class EligibilityService(EdgeService):
             for key in (("city", "county") if caller.role == "county" else ("city",)):
                 asked, own = scope[key], getattr(caller, key)
                 if asked is not None and asked != own:
-                    raise Forbidden("OUTSIDE_AREA", f"this {caller.role} credential covers only its own {key}")
+                    raise Forbidden("OUTSIDE_AREA",
+                                    f"this {caller.role} credential covers only its own {key}")
                 scope[key] = own
             if scope["school_id"] is not None:
                 school_for(call, self.store, scope["school_id"])
         return 200, self._summary(month, **scope)
 
-    @route("GET", "/audit/personal-data-reads", roles=("auditor",), query=ReadsQuery, returns=PersonalDataReads,
-           name="personal_data_reads")
+    @route("GET", "/audit/personal-data-reads", roles=("auditor",), query=ReadsQuery,
+           returns=PersonalDataReads, name="personal_data_reads")
     def personal_data_reads(self, call: Call) -> Answer:
         """List who read which student's personal data, newest first."""
         q: ReadsQuery = call.query
         with self.store.pool.connection() as conn:
-            rows = personal_data_reads(conn, student_id=q.student_id, caller=q.caller, since=q.since, limit=q.limit)
+            rows = personal_data_reads(conn, student_id=q.student_id, caller=q.caller, since=q.since,
+                                       limit=q.limit)
         return 200, PersonalDataReads(reads=[PersonalDataRead(**r) for r in rows])
 
     @rpc

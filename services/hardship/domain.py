@@ -19,7 +19,8 @@ from services.hardship.commands import Determine
 
 ESPECIALLY_DIFFICULT_CATEGORIES = frozenset({1, 2, 3, 4, 5, 6})
 ALL_CATEGORIES = frozenset(range(1, 9))
-METHODS = frozenset({"information_comparison", "quantitative_assessment", "school_review", "school_investigation"})
+METHODS = frozenset({"information_comparison", "quantitative_assessment", "school_review",
+                     "school_investigation"})
 
 
 def level_for(categories: tuple[int, ...], judged_especially_difficult: bool = False) -> str:
@@ -40,7 +41,8 @@ def determine(app: Determine, school_id: str) -> HardshipDetermined:
         raise DomainError("UNKNOWN_CATEGORY", f"hardship categories are 1..8; got {unknown}")
     bad_methods = sorted(set[str](app.methods) - METHODS)
     if bad_methods:
-        raise DomainError("UNKNOWN_METHOD", f"unknown identification methods {bad_methods}; use {sorted(METHODS)}")
+        raise DomainError("UNKNOWN_METHOD",
+                          f"unknown identification methods {bad_methods}; use {sorted(METHODS)}")
     if not app.methods:
         raise DomainError("NO_METHOD", "say how the status was identified (methods)")
     try:

@@ -57,7 +57,9 @@ def test_the_registry_covers_what_the_rules_read_and_splits_shared_from_student_
         assert "student_id" in model.__dataclass_fields__, event_type
 
 
-def test_one_registration_reaches_the_fold_the_filters_and_the_impact(new_type: list[tuple[str, str]]) -> None:
+def test_one_registration_reaches_the_fold_the_filters_and_the_impact(
+    new_type: list[tuple[str, str]]
+) -> None:
     assert "TestNoted" in handled_types() and "TestNoted" in student_types()
     assert "TestNoted" not in shared_types()
     assert impact("TestNoted", {"student_id": "S7"}) == Impact(students=frozenset(["S7"]))
@@ -108,6 +110,7 @@ def test_shared_facts_read_back_from_their_stored_rows() -> None:
     loaded = load_shared(rows)
     assert loaded.checks == ledger.shared.checks and set(loaded.checks) >= set(checks.values())
     assert (loaded.closings, loaded.publications) == (ledger.shared.closings, ledger.shared.publications)
-    without_entries = {s: {i: {n: p._replace(entries={}) for n, p in parts.items()} for i, parts in imports.items()}
+    without_entries = {s: {i: {n: p._replace(entries={}) for n, p in parts.items()}
+                           for i, parts in imports.items()}
                        for s, imports in ledger.shared.rosters.items()}
     assert loaded.rosters == without_entries

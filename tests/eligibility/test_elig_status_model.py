@@ -65,13 +65,15 @@ def test_the_schema_follows_the_dataclasses() -> None:
     month = schema["$defs"]["month"]
     assert month["required"] == [f.name for f in dataclasses.fields(MonthStatus)]
     assert month["properties"]["month"] == {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}
-    assert month["properties"]["excuse"]["enum"] == [None, "leave", "cognitive_internship", "shadowing_internship"]
+    assert month["properties"]["excuse"]["enum"] == [None, "leave", "cognitive_internship",
+                                                     "shadowing_internship"]
     assert month["properties"]["event_ids"]["items"] == {"type": "string", "format": "uuid"}
 
 
 def test_derived_statuses_read_into_the_model_and_back_unchanged_and_validate() -> None:
     schema = status_schema()
-    row = Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/status"}, format_checker=FormatChecker())
+    row = Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/status"},
+                               format_checker=FormatChecker())
     statuses = _statuses()
     assert {s["roster"]["status"] for s in statuses} >= {"matched", "system_only", "national_only"}
     for status in statuses:

@@ -16,7 +16,9 @@ from tests.support import Proc, System, throwaway_database, throwaway_vhost
 
 
 @pytest.fixture(scope="session")
-def edge_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, dict[str, Proc], dict[str, str]]]:
+def edge_system(
+    tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[System, dict[str, Proc], dict[str, str]]]:
     with throwaway_database() as db, throwaway_vhost() as vhost:
         system = System(db, vhost, Path(tmp_path_factory.mktemp("edge")))
         try:

@@ -33,7 +33,8 @@ def call(procs: dict[str, Proc], service: str, r: Route, token: str | None) -> t
 
 
 @pytest.mark.parametrize(("service", "route"), cells(), ids=lambda v: v.name if isinstance(v, Route) else v)
-def test_every_route_refuses_a_caller_without_a_valid_token(edge_system: Any, service: str, route: Route) -> None:
+def test_every_route_refuses_a_caller_without_a_valid_token(edge_system: Any, service: str,
+                                                            route: Route) -> None:
     system, procs, _ = edge_system
     for token in (None, "not-a-jwt", system.token("province", ttl=-120)):
         status, body = call(procs, service, route, token)
@@ -42,7 +43,8 @@ def test_every_route_refuses_a_caller_without_a_valid_token(edge_system: Any, se
 
 
 @pytest.mark.parametrize(("service", "route"), cells(), ids=lambda v: v.name if isinstance(v, Route) else v)
-def test_every_role_is_allowed_or_refused_as_the_matrix_says(edge_system: Any, service: str, route: Route) -> None:
+def test_every_role_is_allowed_or_refused_as_the_matrix_says(edge_system: Any, service: str,
+                                                             route: Route) -> None:
     _, procs, tokens = edge_system
     for role in ROLES:
         status, body = call(procs, service, route, tokens[role])

@@ -54,7 +54,8 @@ def aid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aid]:
                                                                ("SC4", {"administered_by": "city"}))
             for school_id, over in others:
                 status, body = enrolment.api("POST", "/schools", {
-                    "school_id": school_id, "name": f"学校{school_id}", "city": CITY, "county": COUNTY, **over,
+                    "school_id": school_id, "name": f"学校{school_id}", "city": CITY, "county": COUNTY,
+                    **over,
                 }, token=operations_token(system))
                 assert status == 201, body
             for seq, (student_id, school_id) in enumerate((("A0001", "SC1"), ("B0001", "SC2"),

@@ -79,8 +79,8 @@ def test_schools_are_registered_by_operations_and_read_within_their_area(system:
     ops = operations_token(system)
     status, school = enrolment.api("GET", "/schools/SC1", token=school_token(system, "SC1"))
     assert status == 200, school
-    assert school == {"school_id": "SC1", "name": "测试中等职业学校SC1", "city": "驻马店市", "county": "驿城区",
-                      "administered_by": "county", "directly_administered": False}
+    assert school == {"school_id": "SC1", "name": "测试中等职业学校SC1", "city": "驻马店市",
+                      "county": "驿城区", "administered_by": "county", "directly_administered": False}
     in_area = system.token("county", city="驻马店市", county="驿城区")
     other_county = system.token("county", city="驻马店市", county="西平县")
     for token, expected in ((in_area, 200), (system.token("city", city="驻马店市"), 200),
@@ -141,7 +141,8 @@ def test_terminal_credentials_rotation_and_revocation(system: System, enrolment:
     assert refused(enrolment.api("GET", "/terminals?school_id=SC1", token=school_token(system, "SC2"))) == (
         403, "OUTSIDE_AREA")
     assert refused(enrolment.api("GET", "/terminals?school=SC1", token=ops)) == (422, "INVALID_REQUEST")
-    polluted = enrolment.api("GET", "/terminals?school_id=SC2&school_id=SC1", token=school_token(system, "SC2"))
+    polluted = enrolment.api("GET", "/terminals?school_id=SC2&school_id=SC1",
+                             token=school_token(system, "SC2"))
     assert refused(polluted) == (422, "INVALID_REQUEST") and polluted[1]["fields"][0]["code"] == "repeated"
 
     # the issuer's token works at the service; the actor of the capture is the terminal

@@ -23,9 +23,10 @@ ACTOR = Actor(kind="terminal", id="T1", school="SC1")
 
 
 def rejected() -> CaptureRejected:
-    return CaptureRejected(capture_id="c1", student_id="S1", school_id="SC1", purpose="spot_check", channel="app",
-                           reasons=["NO_MATCH"], quality={"sharpness": 12.5}, liveness={"passed": True},
-                           model_version="m1", check_id="k1", distance=0.7, threshold=0.55)
+    return CaptureRejected(capture_id="c1", student_id="S1", school_id="SC1", purpose="spot_check",
+                           channel="app", reasons=["NO_MATCH"], quality={"sharpness": 12.5},
+                           liveness={"passed": True}, model_version="m1", check_id="k1", distance=0.7,
+                           threshold=0.55)
 
 
 def test_schema_files_are_generated_from_the_models() -> None:

@@ -53,8 +53,8 @@ def test_the_key_file_is_private(key: SigningKey, tmp_path: Path) -> None:
 def test_tokens_for_another_audience_issuer_or_time_are_refused(key: SigningKey, tmp_path: Path,
                                                                 change: dict[str, Any], code: str) -> None:
     now = int(time.time())
-    claims = {"sub": "x", "role": "province", "iss": ISSUER, "aud": AUDIENCE, "iat": now - 200, "exp": now + 60,
-              **change}
+    claims = {"sub": "x", "role": "province", "iss": ISSUER, "aud": AUDIENCE, "iat": now - 200,
+              "exp": now + 60, **change}
     token = jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})
     with pytest.raises(AuthError) as err:
         verifier_for(key, tmp_path).verify(token)
@@ -63,7 +63,8 @@ def test_tokens_for_another_audience_issuer_or_time_are_refused(key: SigningKey,
 
 def test_clock_skew_within_the_leeway_is_accepted(key: SigningKey, tmp_path: Path) -> None:
     now = int(time.time())
-    claims = {"sub": "x", "role": "auditor", "iss": ISSUER, "aud": AUDIENCE, "iat": now - 100, "exp": now - 10}
+    claims = {"sub": "x", "role": "auditor", "iss": ISSUER, "aud": AUDIENCE, "iat": now - 100,
+              "exp": now - 10}
     token = jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})
     assert verifier_for(key, tmp_path, leeway_seconds=30).verify(token).role == "auditor"
 
@@ -117,7 +118,8 @@ def test_an_unknown_role_is_refused() -> None:
 
 
 def _call(principal: Principal) -> Call:
-    route = Route("GET", "/x", "x", "x", frozenset({principal.role}), None, None, None, 200, False, 1, False, False)
+    route = Route("GET", "/x", "x", "x", frozenset({principal.role}), None, None, None, 200, False, 1,
+                  False, False)
     return Call(caller=principal, route=route)
 
 

@@ -45,7 +45,8 @@ def idn(seq: int = 1) -> str:
 
 
 def school(**over: object) -> enrol_cmd.RegisterSchool:
-    body: dict[str, object] = {"school_id": "SC1", "name": "驻马店财经学校", "city": "驻马店市", "county": "驿城区"}
+    body: dict[str, object] = {"school_id": "SC1", "name": "驻马店财经学校", "city": "驻马店市",
+                               "county": "驿城区"}
     body.update(over)
     return enrol_cmd.RegisterSchool.model_validate(body)
 
@@ -76,7 +77,8 @@ def registered_view(*enrolled: str) -> StudentView:
 
 
 def test_registration_keeps_only_hash_and_masked_id_number_and_takes_the_area_from_the_school() -> None:
-    event = enrol.register(registration(), school_view(city="信阳市", county="浉河区"), KEY, StudentView("A0001"))
+    event = enrol.register(registration(), school_view(city="信阳市", county="浉河区"), KEY,
+                           StudentView("A0001"))
     assert idn() not in str(event.to_payload()) and "王小明" not in str(event.to_payload())
     assert event.id_number_masked == idn()[:6] + "********" + idn()[-4:]
     assert event.name_masked == "王**" and event.enrolment_season == "autumn"
@@ -113,8 +115,8 @@ def test_a_school_is_administered_by_the_province_only_when_directly_administere
     assert enrol.register_school(school()).administered_by == "county"
     assert enrol.register_school(school(administered_by="city")).administered_by == "city"
     assert enrol.register_school(school(directly_administered=True)).directly_administered
-    assert enrol.register_school(school(directly_administered=True, administered_by="city")).administered_by == (
-        "province")
+    assert enrol.register_school(school(directly_administered=True,
+                                        administered_by="city")).administered_by == "province"
 
 
 def terminal_events(*revoked: str) -> list[Envelope]:
@@ -538,7 +540,8 @@ def test_an_appeal_is_resolved_once_by_the_schools_same_level_authority() -> Non
     command = FileAppeal.model_validate_json('{"student_id": "A0001", "month": "2026-10",'
                                              ' "objected_on": "2026-11-03", "letter": "aGVsbG8="}')
     filed = appeals.file(command, "SC1", "blob:letter")
-    view = appeals.appeal_view(filed.appeal_id, [build_envelope(filed, stream="a", actor=Actor(kind="school", id="s"))])
+    view = appeals.appeal_view(filed.appeal_id,
+                               [build_envelope(filed, stream="a", actor=Actor(kind="school", id="s"))])
     with pytest.raises(DomainError) as info:
         appeals.resolve(view, Resolve(decision="approved"), "city", "county")
     assert info.value.code == "NOT_SAME_LEVEL"

@@ -645,7 +645,8 @@ def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 @folds("AbsenceMarked")
 def _absence(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     _keep_latest(ledger, p, "absences", sys.intern(p["check_id"]), Absence(
-        ts, eid, p["reason"], instant(p["reported_at"]), p.get("internship_starts_on"), p.get("internship_ends_on"),
+        ts, eid, p["reason"], instant(p["reported_at"]),
+        p.get("internship_starts_on"), p.get("internship_ends_on"),
     ))
 
 
@@ -711,7 +712,8 @@ def _hardship(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 
 @folds("HardshipRevoked")
 def _revoked(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    _keep_latest(ledger, p, "revocations", p["determination_id"], Revocation(ts, eid, p["effective_semester"]))
+    _keep_latest(ledger, p, "revocations", p["determination_id"],
+                 Revocation(ts, eid, p["effective_semester"]))
 
 
 @folds("CheckOpened", shared="check", key=lambda p: (p["check_id"],),
