@@ -267,7 +267,12 @@ class MonthResultsPublished(Event):
 
 @event
 class InternshipPlanFiled(Event):
-    """An internship away from school of 3+ full months was filed (实习计划备案)."""
+    """An internship away from school of 3+ full months was filed (实习计划备案).
+
+    ``filed_on`` is the day the filing was complete (the later of the two filings). Added
+    compatibly (absent in older events): the day of each filing, with the same-level education
+    department and with the aid authority, and ``filed_late``: filed fewer than 15 days before
+    ``starts_on`` (the departure)."""
 
     plan_id: str
     student_id: str
@@ -276,6 +281,29 @@ class InternshipPlanFiled(Event):
     starts_on: str
     ends_on: str
     filed_on: str
+    education_filed_on: str | None = None
+    aid_authority_filed_on: str | None = None
+    filed_late: bool | None = None
+
+
+@event
+class InternshipDeparted(Event):
+    """The student of a filed internship plan left school on ``departed_on``."""
+
+    plan_id: str
+    student_id: str
+    school_id: str
+    departed_on: str
+
+
+@event
+class InternshipReturned(Event):
+    """The student of a filed internship plan came back to school on ``returned_on``."""
+
+    plan_id: str
+    student_id: str
+    school_id: str
+    returned_on: str
 
 
 @event
@@ -294,6 +322,21 @@ class PlacementConfirmed(Event):
     starts_on: str
     ends_on: str
     filed_on: str | None = None
+    remark: str | None = None
+
+
+@event
+class PlacementRefused(Event):
+    """A placement confirmation refused at a terminal, kept for audit: ``reason`` ``FIRST_YEAR``
+    (一年级学生不得顶岗实习); ``grade`` as registered."""
+
+    placement_id: str
+    student_id: str
+    school_id: str
+    grade: int
+    reason: Literal["FIRST_YEAR"]
+    refused_on: str
+    terminal_id: str | None = None
 
 
 @event
@@ -394,7 +437,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ForcedPassRecorded,
     MonthResultsPublished,
     InternshipPlanFiled,
+    InternshipDeparted,
+    InternshipReturned,
     PlacementConfirmed,
+    PlacementRefused,
     PlacementUpdated,
     PlacementEnded,
     AppealFiled,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from backbone.fields import Id, Image, Instant, Model, Month
+from backbone.fields import Day, Id, Image, Instant, Model, Month, Name, Note
 
 MAX_SCHOOLS = 5000
 MAX_STUDENTS = 5000
@@ -126,3 +126,108 @@ class Published(Model):
     school_id: str
     month: str
     published_on: str
+
+
+# ----------------------------------------------------------------------------- internships, placements
+
+InternshipKind = Literal["cognitive", "shadowing"]
+Contact = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 -]{5,23}$", min_length=6, max_length=24,
+                               description="a telephone number; kept only masked")]
+
+
+class FileInternshipPlan(Model):
+    """The school files an external internship plan of 3 full months or more (实习计划备案):
+    departure and return dates and the day of each filing, with the same-level education
+    department and with the aid authority."""
+
+    student_id: Id
+    kind: InternshipKind
+    starts_on: Day = Field(description="the day the student leaves school (departure)")
+    ends_on: Day = Field(description="the last day of the internship")
+    education_filed_on: Day = Field(description="filed with the same-level education department")
+    aid_authority_filed_on: Day = Field(description="filed with the same-level aid authority")
+
+
+class PlanFiled(Model):
+    plan_id: str
+    student_id: str
+    kind: str
+    starts_on: str
+    ends_on: str
+    filed_on: str
+    filed_late: bool
+    warnings: list[str]
+
+
+class Departure(Model):
+    """The student left school for the internship on ``on``."""
+
+    on: Day
+
+
+class Return(Model):
+    """The student came back to school on ``on``."""
+
+    on: Day
+
+
+class PlanMovement(Model):
+    plan_id: str
+    student_id: str
+    departed_on: str | None
+    returned_on: str | None
+
+
+class ConfirmPlacement(Model):
+    """At the school's terminal, before leaving (离校前确认): the placement internship (顶岗实习)
+    with every field of Attachment 2 that the registration does not hold already (name, ID
+    number, grade, class, major, enrolment year and season come from it)."""
+
+    student_id: Id
+    company: Note = Field(description="实习所在公司: the full name, as on its seal")
+    location: Note = Field(description="实习所在地: down to the village or house number")
+    supervisor: Name = Field(description="学校实习负责人姓名")
+    supervisor_contact: Contact = Field(description="学校实习负责人联系方式")
+    starts_on: Day
+    ends_on: Day
+    remark: Note | None = Field(default=None, description="备注")
+
+
+class PlacementAnswer(Model):
+    placement_id: str
+    student_id: str
+    school_id: str
+    grade: int
+    class_name: str
+    company: str
+    location: str
+    supervisor: str
+    supervisor_contact_masked: str
+    starts_on: str
+    ends_on: str
+    ended_on: str | None
+
+
+class UpdatePlacement(Model):
+    """Changes of company, place, supervisor or dates (at least one field)."""
+
+    company: Note | None = None
+    location: Note | None = None
+    supervisor: Name | None = None
+    supervisor_contact: Contact | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
+
+
+class EndPlacement(Model):
+    """The placement ended early, on ``ended_on``."""
+
+    ended_on: Day
+
+
+class Attachment2(Model):
+    """Attachment 2 (备案确认明细表) of a school and month, as an XLSX file in base64."""
+
+    filename: str
+    content_base64: str
+    rows: int

@@ -9,6 +9,7 @@ recording the event then fails.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 
@@ -19,6 +20,8 @@ from backbone import config
 from backbone.auth import AUTHORITIES
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
+from contracts.calendar import local_date
+from contracts.events import PlacementRefused
 from contracts.reasons import describe
 from contracts.students import (
     SchoolView,
@@ -29,20 +32,30 @@ from contracts.students import (
     student_stream,
     student_view,
 )
-from services.spotcheck import domain
+from services.spotcheck import domain, internships
 from services.spotcheck.commands import (
     AbsenceAnswer,
     Accepted,
+    Attachment2,
     CheckAnswer,
     Closed,
+    ConfirmPlacement,
+    Departure,
+    EndPlacement,
+    FileInternshipPlan,
     ForcedPass,
     ForcePass,
     MarkAbsence,
     OpenCheck,
+    PlacementAnswer,
+    PlanFiled,
+    PlanMovement,
     Published,
     PublishResults,
     Reason,
+    Return,
     SubmitCapture,
+    UpdatePlacement,
     Verdict,
     WaitQuery,
 )
@@ -50,6 +63,7 @@ from services.spotcheck.commands import (
 CAPTURE_MAX_BODY = 16 * 1024 * 1024
 EVIDENCE_MAX_BODY = 9 * 1024 * 1024
 VERDICT_READERS = ("terminal", "school", "student", *AUTHORITIES, "auditor")
+ATTACHMENT2_READERS = ("school", *AUTHORITIES, "auditor")
 POLL_SECONDS = (0.2, 0.3, 0.5, 0.75)
 MAX_POLL_SECONDS = 1.0
 # Long polls sleep without a worker's database connection, but each holds a nameko worker: at
@@ -205,6 +219,126 @@ class SpotcheckService(EdgeService):
         version = previous[-1].stream_version if previous else 0
         self.store.record(event, stream, call.actor(), expected_version=version)
         return 201, Published(school_id=event.school_id, month=event.month, published_on=event.published_on)
+
+    # ------------------------------------------------------------------------- internships, placements
+
+    def _internships(self, school_id: str) -> internships.InternshipsView:
+        return internships.internships_view(school_id,
+                                            self.store.read_stream(internships.internships_stream(school_id)))
+
+    def _placements(self, school_id: str) -> internships.PlacementsView:
+        return internships.placements_view(school_id,
+                                           self.store.read_stream(internships.placements_stream(school_id)))
+
+    @route("POST", "/internships", roles=("school",), body=FileInternshipPlan, returns=PlanFiled, status=201,
+           idempotent=True)
+    def file_internship_plan(self, call: Call) -> Answer:
+        """File an internship plan of 3 full months or more (实习计划备案)."""
+        command: FileInternshipPlan = call.body
+        student = student_for(call, self.store, command.student_id)
+        event, warnings = internships.file_plan(command, student, local_date(config.now()))
+        self.store.record(event, internships.internships_stream(event.school_id), call.actor())
+        return 201, PlanFiled(plan_id=event.plan_id, student_id=event.student_id, kind=event.kind,
+                              starts_on=event.starts_on, ends_on=event.ends_on, filed_on=event.filed_on,
+                              filed_late=bool(event.filed_late), warnings=warnings)
+
+    def _plan(self, call: Call) -> tuple[internships.InternshipsView, internships.Plan]:
+        view = self._internships(str(call.caller.school))
+        plan = view.plan(call.path["plan_id"])
+        student_for(call, self.store, plan.filed.student_id)
+        return view, plan
+
+    @staticmethod
+    def _movement(plan: internships.Plan) -> PlanMovement:
+        return PlanMovement(plan_id=plan.filed.plan_id, student_id=plan.filed.student_id,
+                            departed_on=plan.departed_on, returned_on=plan.returned_on)
+
+    @route("POST", "/internships/<plan_id>/departed", roles=("school",), body=Departure, returns=PlanMovement,
+           idempotent=True)
+    def internship_departed(self, call: Call) -> Answer:
+        """Record the student's departure for a filed internship."""
+        view, plan = self._plan(call)
+        event = internships.depart(plan, call.body.on, local_date(config.now()))
+        self.store.record(event, internships.internships_stream(view.school_id), call.actor(),
+                          expected_version=view.version)
+        return 200, self._movement(internships.Plan(plan.filed, event.departed_on, plan.returned_on))
+
+    @route("POST", "/internships/<plan_id>/returned", roles=("school",), body=Return, returns=PlanMovement,
+           idempotent=True)
+    def internship_returned(self, call: Call) -> Answer:
+        """Record the student's return from a filed internship."""
+        view, plan = self._plan(call)
+        event = internships.come_back(plan, call.body.on, local_date(config.now()))
+        self.store.record(event, internships.internships_stream(view.school_id), call.actor(),
+                          expected_version=view.version)
+        return 200, self._movement(internships.Plan(plan.filed, plan.departed_on, event.returned_on))
+
+    @staticmethod
+    def _placement_answer(placement: internships.Placement) -> PlacementAnswer:
+        c = placement.confirmed
+        return PlacementAnswer(placement_id=c.placement_id, student_id=c.student_id, school_id=c.school_id,
+                               grade=c.grade, class_name=c.class_name, company=c.company, location=c.location,
+                               supervisor=c.supervisor, supervisor_contact_masked=c.supervisor_contact_masked,
+                               starts_on=c.starts_on, ends_on=c.ends_on, ended_on=placement.ended_on)
+
+    @route("POST", "/placements", roles=("terminal",), body=ConfirmPlacement, returns=PlacementAnswer,
+           status=201, idempotent=True)
+    def confirm_placement(self, call: Call) -> Answer:
+        """Confirm a placement internship (顶岗实习) at the terminal before the student leaves."""
+        command: ConfirmPlacement = call.body
+        student = student_for(call, self.store, command.student_id)
+        school_id = str(student.school_id)
+        view = self._placements(school_id)
+        event = internships.confirm_placement(view, command, student, call.caller.terminal,
+                                              local_date(config.now()))
+        self.store.record(event, internships.placements_stream(school_id), call.actor(),
+                          expected_version=view.version)
+        if isinstance(event, PlacementRefused):
+            raise internships.first_year_refusal()
+        return 201, self._placement_answer(internships.Placement(event))
+
+    def _placement(self, call: Call) -> tuple[internships.PlacementsView, internships.Placement]:
+        view = self._placements(str(call.caller.school))
+        placement = view.placement(call.path["placement_id"])
+        student_for(call, self.store, placement.confirmed.student_id)
+        return view, placement
+
+    @route("POST", "/placements/<placement_id>/update", roles=("school",), body=UpdatePlacement,
+           returns=PlacementAnswer, idempotent=True)
+    def update_placement(self, call: Call) -> Answer:
+        """Update a placement's company, place, supervisor or dates."""
+        view, placement = self._placement(call)
+        event = internships.update_placement(placement, call.body)
+        self.store.record(event, internships.placements_stream(view.school_id), call.actor(),
+                          expected_version=view.version)
+        view = self._placements(view.school_id)
+        return 200, self._placement_answer(view.placement(event.placement_id))
+
+    @route("POST", "/placements/<placement_id>/end", roles=("school",), body=EndPlacement,
+           returns=PlacementAnswer, idempotent=True)
+    def end_placement(self, call: Call) -> Answer:
+        """End a placement early."""
+        view, placement = self._placement(call)
+        event = internships.end_placement(placement, call.body)
+        self.store.record(event, internships.placements_stream(view.school_id), call.actor(),
+                          expected_version=view.version)
+        return 200, self._placement_answer(internships.Placement(placement.confirmed, event.ended_on))
+
+    @route("GET", "/schools/<school_id>/placements/<month>/attachment2", roles=ATTACHMENT2_READERS,
+           returns=Attachment2)
+    def placements_attachment2(self, call: Call) -> Answer:
+        """Attachment 2 (顶岗实习备案确认明细表) of a school's month, XLSX in base64, masked."""
+        school_id, month = call.path["school_id"], call.path["month"]
+        school = school_for(call, self.store, school_id).registered
+        assert school is not None  # school_for refuses an unregistered school
+        placements = internships.placements_in(self._placements(school_id), month)
+        students = {p.confirmed.student_id: self._student(p.confirmed.student_id) for p in placements}
+        for student_id in students:
+            call.read_personal(student_id)
+        rows = internships.attachment2_rows(placements, school, students)
+        content = internships.attachment2_xlsx(school, month, rows)
+        return 200, Attachment2(filename=internships.attachment2_filename(school_id, month),
+                                content_base64=base64.b64encode(content).decode(), rows=len(rows))
 
 
 SERVICE = SpotcheckService
