@@ -4,11 +4,13 @@ operator: who acts comes from the caller's token."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import base64
+import binascii
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from backbone.fields import Id, Image, Model, Name, Note
+from backbone.fields import BASE64_PATTERN, Id, Image, Model, Name, Note
 
 StudentNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{4,40}$", examples=["G41010220070307001X"])]
 """The national student number (全国学籍系统学号): 4-40 letters or digits."""
@@ -165,3 +167,69 @@ class FileEvidence(Model):
 class EvidenceFiled(Model):
     student_id: str
     mode: str
+
+
+# ----------------------------------------------------------------------------- rosters
+
+MAX_ROSTER_BYTES = 3 * 1024 * 1024
+MAX_ROSTER_B64 = (MAX_ROSTER_BYTES + 2) // 3 * 4
+
+
+def _decode_file(value: Any) -> bytes:
+    """Any bytes, base64; an empty file is let through for the roster reader to name (EMPTY_FILE)."""
+    if not isinstance(value, str):
+        raise ValueError("a file is a base64 string")
+    if len(value) > MAX_ROSTER_B64:
+        raise ValueError(f"a roster file is at most {MAX_ROSTER_BYTES // (1024 * 1024)} MiB")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not valid base64") from exc
+
+
+RosterFile = Annotated[
+    bytes, BeforeValidator(_decode_file),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64", "maxLength": MAX_ROSTER_B64,
+                    "pattern": BASE64_PATTERN}),
+]
+
+
+class ImportStudents(Model):
+    """A school's roster of proposed-aid students (CSV: UTF-8 with or without BOM, or GB18030;
+    XLSX: the first sheet), a header row then one student a row. Columns, Chinese or English:
+    学号/student_id, 姓名/name, 身份证号/id_number, 年级/grade, 班级/class_name, 专业/major,
+    入学年份/enrolment_year, 入学季节/enrolment_season, 拟受助/proposed_aid (optional, default yes).
+    With ``dry_run`` nothing is written: the report says what would be."""
+
+    school_id: Id
+    format: Literal["csv", "xlsx"]
+    file: RosterFile
+    dry_run: bool = False
+
+
+class RowIssue(Model):
+    """What is wrong with one field of a row: the column and a code, never the value."""
+
+    field: str
+    code: str
+    message: str
+
+
+class RosterRow(Model):
+    """One data row of the file (``row`` is its line in the sheet, the header being row 1).
+    ``registered``: recorded (or, in a dry run, would be); ``invalid``: a field is refused;
+    ``duplicate``: an earlier row of the file has the same student number or ID number;
+    ``exists``: the student number, or the ID number under another student number, is
+    registered already."""
+
+    row: int
+    student_id: str | None = None
+    status: Literal["registered", "invalid", "duplicate", "exists"]
+    errors: list[RowIssue]
+
+
+class ImportReport(Model):
+    rows: list[RosterRow]
+    registered: int
+    refused: int
+    dry_run: bool

@@ -3,21 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from backbone import config
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.errors import Conflict
+from backbone.eventstore import ConcurrencyError
 from backbone.issuer import new_terminal_secret, secret_hash
 from backbone.messaging import BlobStoreProvider, EventStoreProvider, event_consumer, output_event_id
 from contracts import Actor, build_envelope
 from contracts.envelope import Envelope
-from contracts.students import capture_stream, school_stream, school_view, student_stream, student_view
+from contracts.students import (
+    StudentView,
+    capture_stream,
+    school_stream,
+    school_view,
+    student_stream,
+    student_view,
+)
 from contracts.terminals import terminal_stream
-from services.enrolment import domain
+from services.enrolment import domain, roster
 from services.enrolment.commands import (
     EvidenceFiled,
     FileEvidence,
+    ImportReport,
+    ImportStudents,
     Registered,
     RegisterSchool,
     RegisterStudent,
@@ -41,6 +52,7 @@ STAFF = ("school",)
 AREA_READERS = ("school", "county", "city", "province", "auditor")
 CAPTURE_MAX_BODY = 16 * 1024 * 1024  # 10 frames and the ID-card photo, base64
 EVIDENCE_MAX_BODY = 8 * 1024 * 1024
+ROSTER_MAX_BODY = 4 * 1024 * 1024  # a 3 MiB file, base64
 
 
 class EnrolmentService(EdgeService):
@@ -149,6 +161,46 @@ class EnrolmentService(EdgeService):
         event = domain.register(command, school, SETTINGS.id_hash_key, existing)
         self.store.record(event, stream, call.actor(), expected_version=existing.version)
         return 201, Registered(student_id=event.student_id, id_number_masked=event.id_number_masked)
+
+    @route("POST", "/students/import", roles=(*STAFF, "operations"), body=ImportStudents,
+           returns=ImportReport, idempotent=True, max_body=ROSTER_MAX_BODY)
+    def import_students(self, call: Call) -> Answer:
+        """Register a school's proposed-aid students from a CSV or XLSX roster.
+
+        Every row is checked (fields, duplicates within the file, student numbers and ID numbers
+        registered already); each row that passes is registered as ``POST /students`` does, the
+        others change nothing. The report names each row and the column of each problem, never
+        an ID number or a name. A file that cannot be read is a 422 (NOT_A_WORKBOOK,
+        WRONG_ENCODING, EMPTY_FILE, NO_ROWS, MISSING_COLUMN, ...)."""
+        command: ImportStudents = call.body
+        school = school_for(call, self.store, command.school_id)
+        rows = roster.parse(command.format, command.file, command.school_id)
+
+        def student_of(student_id: str) -> StudentView:
+            return student_view(student_id, self.store.read_stream(student_stream(student_id)))
+
+        planned = roster.decide(rows, school, SETTINGS.id_hash_key, student_of, self._id_number_owners)
+        if not command.dry_run:
+            for row, event in planned:
+                try:
+                    self.store.record(event, student_stream(event.student_id), call.actor(),
+                                      expected_version=0)
+                except ConcurrencyError:  # registered meanwhile by another request
+                    row.refuse("exists", "student_id", "ALREADY_REGISTERED",
+                               "this student number is registered already")
+        return 200, roster.report(rows, dry_run=command.dry_run)
+
+    def _id_number_owners(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The student number each ID-number hash is registered under (all schools; one lookup
+        on the partial index events_student_id_number_hash_idx)."""
+        if not hashes:
+            return {}
+        with self.store.pool.connection() as conn:
+            found = conn.execute(
+                "SELECT payload->>'id_number_hash', payload->>'student_id' FROM events"
+                " WHERE type = 'StudentRegistered' AND payload->>'id_number_hash' = ANY(%s)",
+                (list(hashes),)).fetchall()
+        return {str(h): str(s) for h, s in found}
 
     @route("GET", "/students/<student_id>", roles=(*AREA_READERS, "student"), returns=Student, personal=True)
     def student(self, call: Call) -> Answer:
