@@ -15,6 +15,7 @@ MAX_STUDENTS = 5000
 MAX_FRAMES = 10
 MAX_ATTEMPT = 10
 MAX_WAIT_SECONDS = 30
+MAX_ATTACHMENT_B64 = 64 * 1024 * 1024
 AbsenceReason = Literal["leave", "cognitive_internship", "shadowing_internship"]
 CaptureStatus = Literal["submitted", "verified", "rejected"]
 
@@ -229,5 +230,6 @@ class Attachment2(Model):
     """Attachment 2 (备案确认明细表) of a school and month, as an XLSX file in base64."""
 
     filename: str
-    content_base64: str
+    content_base64: str = Field(max_length=MAX_ATTACHMENT_B64,
+                                json_schema_extra={"contentEncoding": "base64"})
     rows: int
