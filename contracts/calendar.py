@@ -1,7 +1,9 @@
 """Semester identifiers and the calendar's fixed points (time zone Asia/Shanghai).
 
 The rules that change with policy (deadlines, check months, amounts) live in the eligibility
-policy file; this module only names semesters, as every contract does.
+policy file; this module only names semesters, as every contract does. It is the ONE place that
+says which semester a day belongs to: every service (enrolment, spotcheck, eligibility) imports
+:func:`semester_of` from here.
 """
 
 from __future__ import annotations
@@ -17,16 +19,23 @@ def local_date(instant: datetime) -> date:
 
 
 def semester_of(day: date | datetime) -> str:
-    """``2026-autumn`` for Aug 2026 .. Feb 2027, ``2027-spring`` for Mar .. Jul 2027."""
+    """``2026-autumn`` for Aug 2026 .. Jan 2027, ``2027-spring`` for Feb .. Jul 2027.
+
+    Aid covers Sep .. Jan and Mar .. Jul; February and August, between the aid months, belong
+    to the semester that starts next (new capture runs at a semester's start): an enrolment
+    made in February 2027 is one of 2027-spring. An instant is read in Asia/Shanghai."""
     d = local_date(day) if isinstance(day, datetime) else day
-    if 3 <= d.month <= 7:
-        return f"{d.year}-spring"
-    return f"{d.year if d.month >= 8 else d.year - 1}-autumn"
+    if d.month >= 8:
+        return f"{d.year}-autumn"
+    if d.month == 1:
+        return f"{d.year - 1}-autumn"
+    return f"{d.year}-spring"
 
 
 def parse_semester(semester: str) -> tuple[int, str]:
-    year, _, season = semester.partition("-")
-    if not year.isdigit() or season not in ("autumn", "spring"):
+    """``"2026-autumn"`` -> ``(2026, "autumn")``; anything else raises :class:`ValueError`."""
+    year, _, season = semester.partition("-") if isinstance(semester, str) else ("", "", "")
+    if not (len(year) == 4 and year.isascii() and year.isdigit()) or season not in ("autumn", "spring"):
         raise ValueError(f"not a semester id: {semester!r} (expected e.g. 2026-autumn)")
     return int(year), season
 

@@ -118,7 +118,8 @@ class CheckResult(Model):
     result: Literal["passed", "forced_pass", "excused", "failed", "pending", "placement"]
     reason: Annotated[
         Literal[None, "leave", "cognitive_internship", "shadowing_internship", "no_capture",
-                "leave_reported_late", "unfiled_internship", "not_enrolled_in_time"],
+                "leave_reported_late", "unfiled_internship", "not_enrolled_in_time",
+                "leave_in_targeted_check", "verdict_pending"],
         {"description": "excuse when excused; why when failed or pending"}]
     event_ids: EventIds
 

@@ -9,7 +9,8 @@ masked form.
 
 Identifiers:
 - ``student_id``: the national student number (全国学籍系统学号), never the ID-card number.
-- ``semester``: ``"2026-autumn"`` (Sep 2026 .. Jan 2027) or ``"2027-spring"`` (Mar .. Jul 2027).
+- ``semester``: ``"2026-autumn"`` (aid Sep 2026 .. Jan 2027) or ``"2027-spring"`` (aid Mar .. Jul
+  2027); a day's semester is :func:`contracts.calendar.semester_of` (Feb and Aug: the next one).
 - ``month``: ``"YYYY-MM"``.
 - dates are ISO ``YYYY-MM-DD``; instants are ISO-8601 with an offset.
 """
@@ -164,7 +165,10 @@ class CaptureSubmitted(CaptureEvent):
 
 @event
 class CaptureVerified(CaptureEvent):
-    """Face matching accepted the capture (enrolment: live face == ID photo; spot check: == template)."""
+    """Face matching accepted the capture (enrolment: live face == ID photo; spot check: == template).
+
+    ``captured_at`` (optional, added compatibly): the CaptureSubmitted's ``captured_at``, when the
+    face was taken; a check is passed by a capture taken in its window, whenever the verdict comes."""
 
     distance: float
     threshold: float
@@ -172,11 +176,14 @@ class CaptureVerified(CaptureEvent):
     liveness: dict[str, Any]
     model_version: str
     template_ref: str | None = None
+    captured_at: str | None = None
 
 
 @event
 class CaptureRejected(CaptureEvent):
-    """Face matching refused the capture, with machine-readable reasons (NO_FACE, NO_MATCH, ...)."""
+    """Face matching refused the capture, with machine-readable reasons (NO_FACE, NO_MATCH, ...).
+
+    ``captured_at`` (optional, added compatibly): the CaptureSubmitted's ``captured_at``."""
 
     reasons: list[str]
     quality: dict[str, Any]
@@ -185,6 +192,7 @@ class CaptureRejected(CaptureEvent):
     distance: float | None = None
     threshold: float | None = None
     suspected_student_id: str | None = None
+    captured_at: str | None = None
 
 
 @event
@@ -400,7 +408,10 @@ class NationalRosterImported(Event):
 
 @event
 class HardshipDetermined(Event):
-    """Family-hardship identification (家庭经济困难学生认定) result in force from ``effective_semester``."""
+    """Family-hardship identification (家庭经济困难学生认定) result in force from ``effective_semester``.
+
+    ``effective_month`` (optional, added compatibly, ``YYYY-MM``): a change during the year (the
+    seed's dynamic adjustment) in force from that month; without it, from the semester's start."""
 
     determination_id: str
     student_id: str
@@ -409,16 +420,19 @@ class HardshipDetermined(Event):
     categories: list[int]
     effective_semester: str
     methods: list[str] = field(default_factory=list)
+    effective_month: str | None = None
 
 
 @event
 class HardshipRevoked(Event):
-    """False information found: the status is revoked from ``effective_semester`` on."""
+    """False information found: the status is revoked from ``effective_semester`` on
+    (or from ``effective_month``, ``YYYY-MM``, when given: optional, added compatibly)."""
 
     determination_id: str
     student_id: str
     effective_semester: str
     reason: str
+    effective_month: str | None = None
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

@@ -29,6 +29,7 @@ def result_event(capture: dict[str, Any], outcome: Outcome) -> CaptureVerified |
         "school_id": capture["school_id"], "purpose": capture["purpose"], "channel": capture["channel"],
         "check_id": capture.get("check_id"), "model_version": outcome.model_version,
         "quality": dict(outcome.quality), "liveness": dict(outcome.liveness),
+        "captured_at": capture.get("captured_at"),
     }
     if outcome.accepted and outcome.distance is not None:
         enrolment = capture["purpose"] == "enrolment"
@@ -72,4 +73,5 @@ def rejected_without_matching(capture: dict[str, Any], reason: Code, model_versi
         capture_id=capture["capture_id"], student_id=capture["student_id"], school_id=capture["school_id"],
         purpose=capture["purpose"], channel=capture["channel"], check_id=capture.get("check_id"),
         reasons=[reason], quality={}, liveness={}, model_version=model_version,
+        captured_at=capture.get("captured_at"),
     )

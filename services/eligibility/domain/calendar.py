@@ -2,7 +2,8 @@
 
 China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact for every
 date this system handles and much cheaper than a zone lookup in the replay loop. Months
-(``YYYY-MM``) are read by :func:`contracts.calendar.parse_month`, as everywhere in the system.
+(``YYYY-MM``) are read by :func:`contracts.calendar.parse_month`, and the semester of a day is
+:func:`contracts.calendar.semester_of`, as everywhere in the system (one calendar).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
 from contracts.calendar import parse_month
+from contracts.calendar import parse_semester as _parse_semester
+from contracts.calendar import semester_of as semester_of
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -24,11 +27,11 @@ class CalendarError(ValueError):
 
 @lru_cache(maxsize=1024)
 def parse_semester(semester: str) -> tuple[int, str]:
-    """``"2026-autumn"`` -> ``(2026, "autumn")``."""
-    year, _, season = semester.partition("-")
-    if season not in SEASONS or not year.isdigit() or len(year) != 4:
-        raise CalendarError(f"not a semester: {semester!r} (expected e.g. 2026-autumn)")
-    return int(year), season
+    """``"2026-autumn"`` -> ``(2026, "autumn")`` (:func:`contracts.calendar.parse_semester`, cached)."""
+    try:
+        return _parse_semester(semester)
+    except ValueError as exc:
+        raise CalendarError(str(exc)) from exc
 
 
 @lru_cache(maxsize=1024)
@@ -38,13 +41,11 @@ def semester_key(semester: str) -> int:
     return year * 2 + (1 if season == "autumn" else 0)
 
 
-def semester_of(day: date) -> str:
-    """The semester a date belongs to; February and August belong to the semester that follows."""
-    if day.month >= 8:
-        return f"{day.year}-autumn"
-    if day.month == 1:
-        return f"{day.year - 1}-autumn"
-    return f"{day.year}-spring"
+def semester_start(semester: str) -> str:
+    """The first month of ``semester`` as :func:`semester_of` draws it: ``YYYY-08`` (autumn),
+    ``YYYY-02`` (spring)."""
+    year, season = parse_semester(semester)
+    return month_str(year, 8 if season == "autumn" else 2)
 
 
 def semester_of_month(month: str) -> str:

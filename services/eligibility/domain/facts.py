@@ -70,6 +70,16 @@ class Capture(NamedTuple):
     eid: str
 
 
+class Submission(NamedTuple):
+    """A spot-check capture sent for matching (CaptureSubmitted); ``captured_ts`` is its
+    ``captured_at``. Kept until its verdict is folded (then the table holds None for it)."""
+
+    ts: float
+    eid: str
+    check_id: str
+    captured_ts: float
+
+
 class Absence(NamedTuple):
     ts: float
     eid: str
@@ -123,12 +133,14 @@ class Hardship(NamedTuple):
     eid: str
     level: str
     semester: str
+    effective_month: str | None = None
 
 
 class Revocation(NamedTuple):
     ts: float
     eid: str
     semester: str
+    effective_month: str | None = None
 
 
 class CheckFact(NamedTuple):
@@ -198,6 +210,7 @@ class StudentFacts:
     __slots__ = (
         "registration", "first_registered_ts", "enrolments", "captures", "absences", "forced",
         "appeals", "resolutions", "plans", "placements", "placement_changes", "hardship", "revocations",
+        "submissions",
     )
 
     def __init__(self) -> None:
@@ -217,6 +230,9 @@ class StudentFacts:
         self.placement_changes: Mapping[str, PlacementChange] = _NONE
         self.hardship: Mapping[str, Hardship] = _NONE
         self.revocations: Mapping[str, Revocation] = _NONE
+        # capture id -> the spot-check capture awaiting its verdict, or None once a verdict
+        # (verified or rejected) is known: kept so that a late-folded submission stays answered
+        self.submissions: Mapping[str, Submission | None] = _NONE
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StudentFacts) and all(
@@ -239,6 +255,8 @@ class StudentFacts:
                 out[name] = {k: list(v) for k, v in table.items()}
         if self.captures:
             out["captures"] = {k: [list(c) for c in captures_of(v)] for k, v in self.captures.items()}
+        if self.submissions:
+            out["submissions"] = {k: None if v is None else list(v) for k, v in self.submissions.items()}
         if self.placement_changes:
             out["placement_changes"] = {
                 k: [v.ts, v.eid, v.placement_id, [list(c) for c in v.changes]]
@@ -264,6 +282,8 @@ class StudentFacts:
         for k, v in data.get("captures", {}).items():
             captures = Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
             _own(f, "captures")[sys.intern(k)] = captures
+        for k, v in data.get("submissions", {}).items():
+            _own(f, "submissions")[k] = None if v is None else Submission(*v)
         for k, v in data.get("placement_changes", {}).items():
             changes = tuple((a, b) for a, b in v[3])
             _own(f, "placement_changes")[k] = PlacementChange(v[0], v[1], v[2], changes)
@@ -540,7 +560,7 @@ class Fold:
 
 
 FOLDS: dict[str, Fold] = {}
-"""Event type -> its fold. Every other type (CaptureSubmitted, CaptureRejected, ...) is ignored."""
+"""Event type -> its fold. Every other type (SchoolRegistered, TerminalRegistered, ...) is ignored."""
 
 
 def folds(event_type: str, *, shared: str | None = None, key: Callable[[Payload], SharedKey] | None = None,
@@ -622,6 +642,46 @@ def _enrolled(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         _own(f, "enrolments")[eid] = Enrolment(ts, eid, sys.intern(p["semester"]), p["mode"])
 
 
+def _captured_ts(ts: float, p: Payload) -> float:
+    """When the face was taken: the verdict's ``captured_at`` (copied from the CaptureSubmitted),
+    else, for verdicts written before the field existed, their ``occurred_at`` (facematch has
+    always set it to the capture's time)."""
+    captured = p.get("captured_at")
+    return instant(captured) if captured else ts
+
+
+@folds("CaptureSubmitted")
+def _capture_submitted(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    check_id = p.get("check_id")
+    if not check_id or p["purpose"] != "spot_check":
+        return
+    f = ledger.student(p["student_id"])
+    if f is None:
+        return
+    table = _own(f, "submissions")
+    capture_id = p["capture_id"]
+    record = Submission(ts, eid, sys.intern(check_id), _captured_ts(ts, p))
+    if capture_id not in table:
+        table[capture_id] = record
+        return
+    old = table[capture_id]
+    if old is not None and record < old:  # None (a verdict is known) stays None
+        table[capture_id] = record
+
+
+def _answered(f: StudentFacts, p: Payload) -> None:
+    _own(f, "submissions")[p["capture_id"]] = None
+
+
+@folds("CaptureRejected")
+def _capture_rejected(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    if not p.get("check_id") or p["purpose"] != "spot_check":
+        return
+    f = ledger.student(p["student_id"])
+    if f is not None:
+        _answered(f, p)
+
+
 @folds("CaptureVerified")
 def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     check_id = p.get("check_id")
@@ -632,6 +692,8 @@ def _capture_verified(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         f = ledger.student(p["student_id"])
         if f is None:
             return
+    _answered(f, p)
+    ts = _captured_ts(ts, p)
     check_id = sys.intern(check_id)
     known = f.captures.get(check_id)
     if known is None:  # the common case: one capture per check, stored bare
@@ -650,8 +712,14 @@ def _absence(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     ))
 
 
+FORCED_PASS_MIN_ATTEMPTS = 3
+"""The seed (十.3): force-passed after three failed confirmations at a terminal."""
+
+
 @folds("ForcedPassRecorded")
 def _forced(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    if int(p["attempts"]) < FORCED_PASS_MIN_ATTEMPTS:
+        return  # not a forced pass under the seed's rule: the replay does not count it
     f = ledger.student(p["student_id"])
     if f is None:
         return
@@ -707,13 +775,13 @@ def _placement_ended(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 @folds("HardshipDetermined")
 def _hardship(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     _keep_latest(ledger, p, "hardship", p["determination_id"],
-                 Hardship(ts, eid, p["level"], p["effective_semester"]))
+                 Hardship(ts, eid, p["level"], p["effective_semester"], p.get("effective_month")))
 
 
 @folds("HardshipRevoked")
 def _revoked(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     _keep_latest(ledger, p, "revocations", p["determination_id"],
-                 Revocation(ts, eid, p["effective_semester"]))
+                 Revocation(ts, eid, p["effective_semester"], p.get("effective_month")))
 
 
 @folds("CheckOpened", shared="check", key=lambda p: (p["check_id"],),

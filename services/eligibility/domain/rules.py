@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from contracts.calendar import parse_month
 from contracts.eligibility_status import SCHEMA_ID
 from services.eligibility.domain.calendar import (
     CalendarError,
@@ -63,6 +64,7 @@ from services.eligibility.domain.calendar import (
     parse_semester,
     semester_key,
     semester_of,
+    semester_start,
 )
 from services.eligibility.domain.facts import (
     CheckFact,
@@ -122,6 +124,20 @@ def _valid_semester(semester: str) -> bool:
     except CalendarError:
         return False
     return True
+
+
+def _start_month(semester: str, effective_month: str | None) -> str | None:
+    """When a hardship determination or revocation takes effect (``YYYY-MM``): its
+    ``effective_month`` when valid, else the first month of its ``effective_semester``
+    (:func:`semester_start`); None when neither is readable."""
+    if effective_month:
+        try:
+            parse_month(effective_month)
+        except ValueError:
+            pass
+        else:
+            return effective_month
+    return semester_start(semester) if _valid_semester(semester) else None
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,7 @@ class _Student:
         deadline_month, deadline_day = rules.capture_deadline
         participation = self._participation(semester, month(deadline_month), deadline_day)
         months = [self._month(m, participation, placements, policy) for m in check_months]
-        hardship = self._hardship(semester)
+        hardship = self._hardship_at(aid_months[-1])
         roster = self._roster(semester)
 
         suspension = None
@@ -203,8 +219,8 @@ class _Student:
 
         by_month = {m["month"]: m for m in months}
         grant = [
-            self._grant(aid, rules.withheld_when_failed, month, by_month, placements, hardship, roster,
-                        suspension)
+            self._grant(aid, rules.withheld_when_failed, month, by_month, placements,
+                        self._hardship_at(aid), roster, suspension)
             for aid in aid_months
         ]
         reg = self.reg
@@ -313,7 +329,9 @@ class _Student:
         absence = facts.absences.get(cid)
         if absence is not None:
             eids.append(absence.eid)
-            if absence.reason == "leave":
+            if absence.reason == "leave" and check.kind == "targeted":
+                failure = "leave_in_targeted_check"
+            elif absence.reason == "leave":
                 if absence.reported_ts <= check.opens_ts + rules.leave_report_within.total_seconds():
                     return {**result, "result": "excused", "reason": "leave", "event_ids": _ids(eids)}
                 failure = "leave_reported_late"
@@ -327,6 +345,12 @@ class _Student:
         closing = self.shared.closings.get(cid)
         if closing is None:
             return {**result, "result": "pending", "reason": failure, "event_ids": _ids(eids)}
+        awaiting = [s.eid for s in facts.submissions.values()
+                    if s is not None and s.check_id == cid
+                    and check.opens_ts <= s.captured_ts <= check.closes_ts + rules.capture_grace_seconds]
+        if awaiting:
+            return {**result, "result": "pending", "reason": "verdict_pending",
+                    "event_ids": _ids(eids, awaiting, [closing.eid])}
         return {**result, "result": "failed", "reason": failure, "event_ids": _ids(eids, [closing.eid])}
 
     def _internship_filed(self, starts_on: str | None, ends_on: str | None, day: date,
@@ -472,17 +496,19 @@ class _Student:
 
     # ------------------------------------------------------------------ hardship, roster
 
-    def _hardship(self, semester: str) -> dict[str, Any]:
-        key = semester_key(semester)
-        current = [(semester_key(h.semester), h.ts, h.eid, det_id, h)
+    def _hardship_at(self, month: str) -> dict[str, Any]:
+        """The determination in force in ``month``: the one with the latest start on or before it
+        (then the latest recorded), unless revoked from a month on or before it."""
+        current = [(start, h.ts, h.eid, det_id, h)
                    for det_id, h in self.facts.hardship.items()
-                   if _valid_semester(h.semester) and semester_key(h.semester) <= key]
+                   if (start := _start_month(h.semester, h.effective_month)) is not None and start <= month]
         if not current:
             return {"status": "none", "level": None, "determination_id": None, "event_ids": []}
         *_, det_id, det = max(current)
         revocation = self.facts.revocations.get(det_id)
-        if revocation is not None and _valid_semester(revocation.semester) \
-                and semester_key(revocation.semester) <= key:
+        revoked_from = None if revocation is None \
+            else _start_month(revocation.semester, revocation.effective_month)
+        if revocation is not None and revoked_from is not None and revoked_from <= month:
             return {"status": "revoked", "level": det.level, "determination_id": det_id,
                     "event_ids": _ids([det.eid, revocation.eid])}
         status = "in_force" if det.level in GRANT_LEVELS else det.level
