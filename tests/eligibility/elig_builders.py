@@ -17,6 +17,8 @@ from contracts.events import (
     AbsenceMarked,
     AppealFiled,
     AppealResolved,
+    CaptureRejected,
+    CaptureSubmitted,
     CaptureVerified,
     CheckClosed,
     CheckOpened,
@@ -114,16 +116,19 @@ class Log:
         )
 
     def hardship(self, sid: str, level: str = "difficult", semester: str = "2026-autumn",
-                 determination: str | None = None, when: date | str = "2026-09-05") -> Envelope:
+                 determination: str | None = None, when: date | str = "2026-09-05",
+                 effective_month: str | None = None) -> Envelope:
         return self.add(HardshipDetermined(
             determination_id=determination or f"det-{sid}-{semester}", student_id=sid, school_id=SCHOOL,
             level=level, categories=[2], effective_semester=semester,  # type: ignore[arg-type]
+            effective_month=effective_month,
         ), at(when), f"hardship-{sid}")
 
     def revoked(self, sid: str, determination: str, semester: str = "2026-autumn",
-                when: date | str = "2026-11-01") -> Envelope:
+                when: date | str = "2026-11-01", effective_month: str | None = None) -> Envelope:
         return self.add(HardshipRevoked(determination_id=determination, student_id=sid,
-                                        effective_semester=semester, reason="false information"),
+                                        effective_semester=semester, reason="false information",
+                                        effective_month=effective_month),
                         at(when), f"hardship-{sid}")
 
     def ordinary(self, sid: str, *, level: str = "difficult", semester: str = "2026-autumn",
@@ -156,12 +161,31 @@ class Log:
         days = AUTUMN_2026 if semester == "2026-autumn" else SPRING_2027
         return {m: self.check(f"R-{m}", m, d, semester=semester, **kwargs) for m, d in days.items()}
 
-    def passed(self, sid: str, check_id: str, day: date, *, hour: int = 11) -> Envelope:
+    def passed(self, sid: str, check_id: str, day: date, *, hour: int = 11,
+               captured_at: datetime | None = None, capture_id: str | None = None) -> Envelope:
+        """A verified spot-check capture: ``occurred_at`` at ``hour`` of ``day``; ``captured_at``
+        (the field, absent by default as in older logs) when given."""
         return self.add(CaptureVerified(
-            capture_id=str(uuid.uuid4()), student_id=sid, school_id=SCHOOL, purpose="spot_check",
-            channel="app", distance=0.3, threshold=0.6, quality={}, liveness={}, model_version="t",
-            check_id=check_id,
+            capture_id=capture_id or str(uuid.uuid4()), student_id=sid, school_id=SCHOOL,
+            purpose="spot_check", channel="app", distance=0.3, threshold=0.6, quality={}, liveness={},
+            model_version="t",
+            check_id=check_id, captured_at=None if captured_at is None else captured_at.isoformat(),
         ), at(day, hour), f"capture-{sid}")
+
+    def submitted(self, sid: str, check_id: str, captured: datetime, capture_id: str) -> Envelope:
+        """A spot-check capture sent for matching (its verdict comes later, or never)."""
+        return self.add(CaptureSubmitted(
+            capture_id=capture_id, student_id=sid, school_id=SCHOOL, purpose="spot_check", channel="app",
+            frame_refs=["blob:" + "2" * 64], captured_at=captured.isoformat(), check_id=check_id,
+        ), captured, f"capture-{capture_id}")
+
+    def rejected(self, sid: str, check_id: str, capture_id: str, *, when: datetime,
+                 captured_at: datetime | None = None) -> Envelope:
+        return self.add(CaptureRejected(
+            capture_id=capture_id, student_id=sid, school_id=SCHOOL, purpose="spot_check", channel="app",
+            reasons=["NO_MATCH"], quality={}, liveness={}, model_version="t", check_id=check_id,
+            captured_at=None if captured_at is None else captured_at.isoformat(),
+        ), when, f"capture-{capture_id}")
 
     def pass_checks(self, sid: str, checks: dict[str, str], *, except_months: Iterable[str] = (),
                     semester: str = "2026-autumn") -> None:
@@ -177,9 +201,10 @@ class Log:
             reported_at=reported_at.isoformat(), internship_starts_on=starts_on, internship_ends_on=ends_on,
         ), reported_at, f"absence-{sid}")
 
-    def forced(self, sid: str, check_id: str, day: date) -> Envelope:
+    def forced(self, sid: str, check_id: str, day: date, *, attempts: int = 3) -> Envelope:
         return self.add(ForcedPassRecorded(check_id=check_id, student_id=sid, school_id=SCHOOL,
-                                           terminal_id="T1", attempts=3, evidence_ref="blob:" + "0" * 64),
+                                           terminal_id="T1", attempts=attempts,
+                                           evidence_ref="blob:" + "0" * 64),
                         at(day, 12), f"capture-{sid}")
 
     # ----------------------------------------------------------------- appeals, internships

@@ -643,3 +643,102 @@ def test_student_not_proposed_for_aid_has_no_status_unless_listed() -> None:
     st = replay(log.events)[("S1", "2026-autumn")]
     assert st["roster"]["status"] == "national_only"
     assert st["participation"]["status"] == "not_proposed_for_aid"
+
+
+# --------------------------------------------------------------------------- audit decisions (issue 9)
+
+
+def test_forced_pass_with_fewer_than_three_attempts_is_not_counted() -> None:
+    log, checks = ordinary_with_checks()
+    log.pass_checks("S1", checks, except_months=["2026-12"])
+    log.forced("S1", checks["2026-12"], AUTUMN_2026["2026-12"], attempts=2)
+    st = status(log, "S1")
+    m = month(st, "2026-12")
+    assert (m["status"], m["outcome"]) == ("failed", "failed")
+    assert m["checks"][0]["reason"] == "no_capture"
+    assert withheld(st) == ["2026-12", "2027-01"]
+
+
+def test_capture_in_time_whose_verdict_is_late_is_pending_until_the_verdict() -> None:
+    log, checks = ordinary_with_checks()
+    log.pass_checks("S1", checks, except_months=["2026-11"])
+    day = AUTUMN_2026["2026-11"]
+    log.submitted("S1", checks["2026-11"], at(day, 14, 50), "cap-late")
+    m = month(status(log, "S1"), "2026-11")
+    assert (m["status"], m["outcome"]) == ("pending", "pending")
+    assert m["checks"][0]["reason"] == "verdict_pending"
+    assert grant(status(log, "S1"))["2026-11"] == "pending"
+    verified = copy.deepcopy(log)
+    verified.passed("S1", checks["2026-11"], day, hour=18, captured_at=at(day, 14, 50), capture_id="cap-late")
+    assert month(status(verified, "S1"), "2026-11")["outcome"] == "passed"
+    log.rejected("S1", checks["2026-11"], "cap-late", when=at(day, 18), captured_at=at(day, 14, 50))
+    m = month(status(log, "S1"), "2026-11")
+    assert (m["outcome"], m["checks"][0]["reason"]) == ("failed", "no_capture")
+
+
+def test_capture_submitted_outside_the_window_is_not_pending() -> None:
+    log, checks = ordinary_with_checks()
+    log.pass_checks("S1", checks, except_months=["2026-11"])
+    log.submitted("S1", checks["2026-11"], at(AUTUMN_2026["2026-11"], 16), "cap-after")
+    assert month(status(log, "S1"), "2026-11")["outcome"] == "failed"
+
+
+def test_verdict_captured_at_decides_the_window_not_its_occurred_at() -> None:
+    log, checks = ordinary_with_checks()
+    log.pass_checks("S1", checks, except_months=["2026-11", "2026-12"])
+    nov, dec = AUTUMN_2026["2026-11"], AUTUMN_2026["2026-12"]
+    log.passed("S1", checks["2026-11"], nov, hour=20, captured_at=at(nov, 14, 55))  # taken in time
+    log.passed("S1", checks["2026-12"], dec, hour=14, captured_at=at(dec, 16))  # taken after closing
+    st = status(log, "S1")
+    assert month(st, "2026-11")["outcome"] == "passed"
+    assert month(st, "2026-12")["outcome"] == "failed"
+
+
+def test_facematch_verdicts_copy_the_submission_captured_at() -> None:
+    from services.facematch.engine import Outcome
+    from services.facematch.reasons import Code
+    from services.facematch.results import rejected_without_matching, result_event
+
+    capture = {"capture_id": "c1", "student_id": "S1", "school_id": "SC1", "purpose": "spot_check",
+               "channel": "app", "check_id": "K1", "captured_at": "2026-11-12T14:50:00+08:00"}
+    accepted = Outcome(accepted=True, reasons=[], distance=0.3, threshold=0.6, quality={}, liveness={},
+                       embedding=None)
+    refused = Outcome(accepted=False, reasons=["NO_MATCH"], distance=0.9, threshold=0.6, quality={},
+                      liveness={}, embedding=None)
+    for event in (result_event(capture, accepted), result_event(capture, refused),
+                  rejected_without_matching(capture, Code.NOT_ENROLLED, "m")):
+        assert event.captured_at == "2026-11-12T14:50:00+08:00"
+
+
+def test_leave_does_not_excuse_a_targeted_check() -> None:
+    log, checks = ordinary_with_checks()
+    log.pass_checks("S1", checks)
+    day = date(2026, 11, 20)
+    log.check("T-1", "2026-11", day, kind="targeted", students=["S1"])
+    log.absent("S1", "T-1", "leave", at(day, 10, 30))
+    st = status(log, "S1")
+    m = month(st, "2026-11")
+    assert (m["status"], m["outcome"]) == ("replaced_by_targeted", "failed")
+    assert m["checks"][-1]["reason"] == "leave_in_targeted_check"
+    assert withheld(st) == ["2026-11"]
+
+
+def test_hardship_change_effective_from_a_month_applies_from_that_month() -> None:
+    log, checks = ordinary_with_checks()  # difficult (167) from 2026-autumn
+    log.pass_checks("S1", checks)
+    log.hardship("S1", level="especially_difficult", determination="det-2", when="2026-10-25",
+                 effective_month="2026-11")
+    st = status(log, "S1")
+    amounts = {g["month"]: g["amount_yuan"] for g in st["grant"]}
+    assert amounts == {"2026-09": 167, "2026-10": 167, "2026-11": 250, "2026-12": 250, "2027-01": 250}
+    assert st["hardship"]["determination_id"] == "det-2"  # the one in force at the semester's end
+    assert st["grant_total_yuan"] == 2 * 167 + 3 * 250
+
+
+def test_hardship_revoked_from_a_month_withholds_from_that_month() -> None:
+    log, checks = ordinary_with_checks()
+    log.pass_checks("S1", checks)
+    log.revoked("S1", "det-S1-2026-autumn", effective_month="2026-12")
+    st = status(log, "S1")
+    assert withheld(st) == ["2026-12", "2027-01"]
+    assert grant(st)["2026-11"] == "granted"

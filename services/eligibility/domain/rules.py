@@ -14,10 +14,24 @@ Decisions taken where the rules were ambiguous (each one has a test in ``tests/e
   any check was held (the seed: 无法进入以后月份的例行抽查). No enrolment at all: months in
   which a check applied to the student are "not_enrolled_in_time"; months without a check stay
   "no_check". The next semester the late enrolment counts (its deadline is later).
+- *Semesters of days*: one calendar, :func:`contracts.calendar.semester_of`; February and
+  August (between the aid months) belong to the semester that starts next (capture runs at a
+  semester's start): Feb 2027 -> 2027-spring, Aug 2026 -> 2026-autumn.
 - A *check* without CheckClosed is still open: a student with no result yet is "pending".
-  A capture counts when verified within ``[opens_at, closes_at + grace]``.
+  A capture counts when verified and *taken* within ``[opens_at, closes_at + grace]``: taken
+  is the verdict's ``captured_at`` (copied by facematch from the CaptureSubmitted), or, for a
+  verdict written before that field existed, its ``occurred_at`` (facematch's convention).
+- *Verdict pending*: a spot-check capture submitted (``captured_at``) inside the window whose
+  verdict (CaptureVerified or CaptureRejected) is not in the log leaves the check "pending"
+  (reason ``verdict_pending``) after CheckClosed, not "failed", until the verdict comes.
+- *Forced pass*: a ForcedPassRecorded with ``attempts`` below 3 (the seed: 反复三次确认后) is
+  not counted by the fold (the service refuses it; the replay holds the rule too).
 - *Several checks in a month*: passed only if each was passed, excused or force-passed.
 - *Leave*: excused when ``reported_at <= opens_at + 2 h``; later, the check is failed.
+  A leave does not excuse a *targeted* check (reason ``leave_in_targeted_check``): the seed
+  lists the leave exception under 十 例行抽查异常处理 (routine checks only), and 十一 gives
+  targeted checks none and makes their result override the month's routine one. An appeal
+  of the month remains open. (Internships are still excused in targeted checks: open.)
 - *Internship* (cognitive, shadowing): excused, unless the internship lasts 3+ full months
   (period from the AbsenceMarked fields, else from a plan covering the check day) and no
   InternshipPlanFiled covers the period having been filed within the 15 days before it starts;
@@ -35,6 +49,12 @@ Decisions taken where the rules were ambiguous (each one has a test in ``tests/e
 - *Grant*: withheld by the policy's table for each failed check month; also for no hardship
   determination in force (none, not_difficult, revoked), placement months, a suspension, or a
   roster mismatch. Months whose check month is pending or has had no check are "pending".
+- *Hardship per month*: a HardshipDetermined/HardshipRevoked takes effect from its
+  ``effective_month`` (the seed's adjustment during the year), else from the start of its
+  ``effective_semester`` (Aug / Feb). Each aid month uses the determination in force in it
+  (latest start on or before the month, then latest ``occurred_at``), so a change effective
+  2026-11 pays October at the old level and November at the new. The semester's ``hardship``
+  field shows the one in force in its last aid month.
 - *Waiver*: granted once a run of N consecutive passed check months exists; denied when none
   can exist any more; otherwise pending.
 - *Roster*: only once a complete import (all parts) exists for the semester; the latest complete
