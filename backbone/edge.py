@@ -208,12 +208,7 @@ def _read_body(request: Any, route: Route) -> bytes:
     content_type = (request.mimetype or "").lower()
     if content_type and content_type != "application/json":
         raise Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-    stream = request.stream
-    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        # werkzeug reads a body without Content-Length only when the server says it ends the
-        # input (wsgi.input_terminated); eventlet de-chunks but does not say so
-        stream = request.environ["wsgi.input"]
-    raw = stream.read(route.max_body + 1)  # read one byte past the limit to see a body over it
+    raw = _body_stream(request).read(route.max_body + 1)  # read one byte past the limit to see a body over it
     if len(raw) > route.max_body:
         raise Refusal(413, "BODY_TOO_LARGE", f"the request body is limited to {route.max_body} bytes")
     if not raw.strip():
@@ -227,6 +222,31 @@ def _is_month(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _body_stream(request: Any) -> Any:
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # werkzeug reads a body without Content-Length only when the server says it ends the
+        # input (wsgi.input_terminated); eventlet de-chunks but does not say so
+        return request.environ["wsgi.input"]
+    return request.stream
+
+
+def _drain(request: Any, route: Route) -> None:
+    """Read what is left of a refused request's body (within the route's limit), so that the
+    client, still sending, reads the answer instead of a reset connection."""
+    length = request.content_length
+    if length is not None and length > route.max_body:
+        return
+    try:
+        stream, left = _body_stream(request), route.max_body + 1
+        while left > 0:
+            chunk = stream.read(min(65536, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError):
+        return
 
 
 def parse_call(service: Any, route: Route, request: Any, path_values: dict[str, str]) -> tuple[Call, bytes]:
@@ -372,6 +392,8 @@ def serve(service: Any, route: Route, fn: Callable[..., Answer], request: Any,
         code = "INTERNAL"
         log.exception("unhandled error in %s.%s", getattr(service, "name", "?"), route.name)
         response = _error(500, code, "internal error; see the service log")
+    if route.body is not None and response[0] >= 400:
+        _drain(request, route)
     name = getattr(service, "name", "?")
     observability.HTTP_REQUESTS.labels(service=name, endpoint=route.name, status=str(response[0])).inc()
     observability.HTTP_SECONDS.labels(service=name, endpoint=route.name).observe(
