@@ -1,15 +1,19 @@
 """Eligibility benchmark: a province-scale synthetic log, replayed from PostgreSQL.
 
     .venv/bin/python bench/eligibility_bench.py run --students 200000 --write-doc
-    .venv/bin/python bench/eligibility_bench.py jsonl --students 20000 --out /tmp/log.jsonl
+    .venv/bin/python bench/eligibility_bench.py jsonl --students 20000 --out var/log.jsonl
 
-``run`` creates a throwaway database ``elig_bench_<random>`` on 127.0.0.1:5432, applies the event
-store migration, COPYs the synthetic log into ``events`` (the store's table, as the lead's
-migration defines it), then measures in child processes (so peak memory is the replay's own):
+``run`` creates a throwaway database ``elig_bench_<random>`` on 127.0.0.1:5432, applies the
+migrations (``aid migrate``), COPYs the synthetic log into ``events`` (the event store's table,
+as ``backbone/migrations/0001_event_log.sql`` defines it), then measures in child processes (so
+peak memory is the replay's own):
 
 - replay from PostgreSQL (the store's ``read_rows`` cursor -> fold): events/s, peak RSS, at 25%,
   50% and 100% of the log (memory as the log grows);
-- derive every status (statuses/s) and write the JSON output;
+- derive every status (statuses/s) and write the JSON output (to ``--statuses-out``, default a
+  file in a temporary directory, removed after);
+- the low-memory replay (``replay --low-memory``: shared facts first, then one student at a
+  time) writing the same JSON: time and peak RSS;
 - one student's status: from the live projection table (statuses bulk-loaded) and by a
   filtered replay of the whole log;
 - the live projection's ``apply_events`` latency for small batches on top of that state.
@@ -28,6 +32,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from contracts.identity import check_digit, hash_id_number  # noqa: E402
 from services.eligibility.domain.calendar import SHANGHAI  # noqa: E402
-from services.eligibility.domain.identity import check_digit, hash_id_number  # noqa: E402
 
 ADMIN_DSN = os.environ.get("ELIG_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 KEY = b"bench-key"
@@ -75,7 +80,9 @@ class Generator:
     def school(self, i: int) -> str:
         return f"41{i % self.schools:08d}"
 
-    def _row(self, event_type: str, version: int, stream: str, when: datetime, payload: dict[str, Any]) -> Row:
+    def _row(
+        self, event_type: str, version: int, stream: str, when: datetime, payload: dict[str, Any]
+    ) -> Row:
         v = self.versions.get(stream, 0) + 1
         self.versions[stream] = v
         self.count += 1
@@ -99,31 +106,74 @@ class Generator:
         for i in range(n):
             sid, school = self.sid(i), self.school(i)
             body = f"41010220{8 + i % 2:02d}0101{i % 1000:03d}"[:17]
-            yield self._row("StudentRegistered", 2, f"student-{sid}", self._at(date(2026, 9, 1 + i % 9), 9, i % 60), {
-                "student_id": sid, "school": {"school_id": school, "city": f"41{(i % self.schools) % 18:02d}",
-                                              "county": f"41{(i % self.schools) % 150:04d}"},
-                "name_masked": "张*", "id_number_hash": hash_id_number(KEY, body + check_digit(body)),
-                "id_number_masked": body[:6] + "********" + body[-3:] + check_digit(body), "grade": 1 + i % 3,
-                "class_name": f"{i % 40}班", "major": "会计", "enrolment_year": 2026 - i % 3,
-                "enrolment_season": "autumn", "proposed_aid": True})
+            yield self._row(
+                "StudentRegistered",
+                2,
+                f"student-{sid}",
+                self._at(date(2026, 9, 1 + i % 9), 9, i % 60),
+                {
+                    "student_id": sid,
+                    "school": {
+                        "school_id": school,
+                        "city": f"41{(i % self.schools) % 18:02d}",
+                        "county": f"41{(i % self.schools) % 150:04d}",
+                    },
+                    "name_masked": "张*",
+                    "id_number_hash": hash_id_number(KEY, body + check_digit(body)),
+                    "id_number_masked": body[:6] + "********" + body[-3:] + check_digit(body),
+                    "grade": 1 + i % 3,
+                    "class_name": f"{i % 40}班",
+                    "major": "会计",
+                    "enrolment_year": 2026 - i % 3,
+                    "enrolment_season": "autumn",
+                    "proposed_aid": True,
+                },
+            )
         for i in range(n):
             sid = self.sid(i)
             day = date(2026, 10, 25) if i in late else date(2026, 9, 10) + timedelta(days=i % 35)
             yield self._row("StudentEnrolled", 1, f"student-{sid}", self._at(day, 11, i % 60), {
                 "student_id": sid, "school_id": self.school(i), "semester": SEMESTER,
                 "mode": "provisional" if i in provisional else "verified", "capture_id": f"cap-e-{i}"})
-            yield self._row("HardshipDetermined", 1, f"hardship-{sid}", self._at(date(2026, 9, 20), 15), {
-                "determination_id": f"det-{i}", "student_id": sid, "school_id": self.school(i),
-                "level": levels[i % 10], "categories": [2], "effective_semester": SEMESTER, "methods": ["quantitative"]})
+            yield self._row(
+                "HardshipDetermined",
+                1,
+                f"hardship-{sid}",
+                self._at(date(2026, 9, 20), 15),
+                {
+                    "determination_id": f"det-{i}",
+                    "student_id": sid,
+                    "school_id": self.school(i),
+                    "level": levels[i % 10],
+                    "categories": [2],
+                    "effective_semester": SEMESTER,
+                    "methods": ["quantitative"],
+                },
+            )
         for i in sorted(placements):
             if i % 3 == 0:
                 continue
             sid = self.sid(i)
-            yield self._row("PlacementConfirmed", 1, f"placement-{sid}", self._at(date(2026, 10, 25), 10), {
-                "placement_id": f"pl-{i}", "student_id": sid, "school_id": self.school(i), "grade": 1 + i % 3,
-                "class_name": "1班", "company": "公司", "location": "驻马店市某街1号", "supervisor": "李",
-                "supervisor_contact_masked": "138****0000", "starts_on": "2026-11-01", "ends_on": "2026-12-31",
-                "filed_on": "2026-10-28"})
+            yield self._row(
+                "PlacementConfirmed",
+                1,
+                f"placement-{sid}",
+                self._at(date(2026, 10, 25), 10),
+                {
+                    "placement_id": f"pl-{i}",
+                    "student_id": sid,
+                    "school_id": self.school(i),
+                    "grade": 1 + i % 3,
+                    "class_name": "1班",
+                    "company": "公司",
+                    "location": "驻马店市某街1号",
+                    "supervisor": "李",
+                    "supervisor_contact_masked": "138****0000",
+                    "starts_on": "2026-11-01",
+                    "ends_on": "2026-12-31",
+                    "filed_on": "2026-10-28",
+                },
+            )
         for c, day in enumerate(CHECK_DAYS):
             check_id = f"R-{day.isoformat()}"
             month = day.isoformat()[:7]
@@ -148,10 +198,24 @@ class Generator:
                     "channel": "app", "frame_refs": ["blob:" + "a" * 64], "captured_at": when.isoformat(),
                     "check_id": check_id, "attempt": 1})
                 if roll < 0.045:
-                    yield self._row("CaptureRejected", 1, f"capture-{sid}", when + timedelta(seconds=2), {
-                        "capture_id": capture, "student_id": sid, "school_id": school, "purpose": "spot_check",
-                        "channel": "app", "reasons": ["NO_MATCH"], "quality": {}, "liveness": {},
-                        "model_version": "bench", "check_id": check_id})
+                    yield self._row(
+                        "CaptureRejected",
+                        1,
+                        f"capture-{sid}",
+                        when + timedelta(seconds=2),
+                        {
+                            "capture_id": capture,
+                            "student_id": sid,
+                            "school_id": school,
+                            "purpose": "spot_check",
+                            "channel": "app",
+                            "reasons": ["NO_MATCH"],
+                            "quality": {},
+                            "liveness": {},
+                            "model_version": "bench",
+                            "check_id": check_id,
+                        },
+                    )
                     yield self._row("ForcedPassRecorded", 1, f"capture-{sid}", when + timedelta(minutes=5), {
                         "check_id": check_id, "student_id": sid, "school_id": school, "terminal_id": "T1",
                         "attempts": 3, "evidence_ref": "blob:" + "b" * 64})
@@ -171,31 +235,76 @@ class Generator:
                 for i in rng.sample(range(n), n // 200):
                     sid = self.sid(i)
                     appeal = f"ap-{month}-{i}"
-                    yield self._row("AppealFiled", 1, f"appeal-{appeal}", self._at(published + timedelta(days=2), 16), {
-                        "appeal_id": appeal, "student_id": sid, "school_id": self.school(i), "month": month,
-                        "objected_on": (published + timedelta(days=2)).isoformat(), "letter_ref": "blob:" + "c" * 64})
-                    yield self._row("AppealResolved", 1, f"appeal-{appeal}", self._at(published + timedelta(days=4), 10), {
-                        "appeal_id": appeal, "student_id": sid, "month": month,
-                        "decision": "approved" if i % 3 else "rejected", "decided_by": "county"})
+                    yield self._row(
+                        "AppealFiled",
+                        1,
+                        f"appeal-{appeal}",
+                        self._at(published + timedelta(days=2), 16),
+                        {
+                            "appeal_id": appeal,
+                            "student_id": sid,
+                            "school_id": self.school(i),
+                            "month": month,
+                            "objected_on": (published + timedelta(days=2)).isoformat(),
+                            "letter_ref": "blob:" + "c" * 64,
+                        },
+                    )
+                    yield self._row(
+                        "AppealResolved",
+                        1,
+                        f"appeal-{appeal}",
+                        self._at(published + timedelta(days=4), 10),
+                        {
+                            "appeal_id": appeal,
+                            "student_id": sid,
+                            "month": month,
+                            "decision": "approved" if i % 3 else "rejected",
+                            "decided_by": "county",
+                        },
+                    )
         listed = [i for i in range(n) if i % 500 != 7]
         entries = []
         for i in listed:
             body = f"41010220{8 + i % 2:02d}0101{i % 1000:03d}"[:17]
-            entries.append({"student_id": self.sid(i), "id_number_hash": hash_id_number(KEY, body + check_digit(body))})
+            entries.append(
+                {"student_id": self.sid(i), "id_number_hash": hash_id_number(KEY, body + check_digit(body))}
+            )
         entries += [{"student_id": f"N{i:09d}", "id_number_hash": "0" * 64} for i in range(100)]
         parts = [entries[k:k + 5000] for k in range(0, len(entries), 5000)]
         import_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         for p, chunk in enumerate(parts, start=1):
-            yield self._row("NationalRosterImported", 1, f"roster-{SEMESTER}", self._at(date(2027, 1, 20), 9, p), {
-                "import_id": import_id, "semester": SEMESTER, "part": p, "parts": len(parts),
-                "source_sha256": "d" * 64, "entries": chunk})
+            yield self._row(
+                "NationalRosterImported",
+                1,
+                f"roster-{SEMESTER}",
+                self._at(date(2027, 1, 20), 9, p),
+                {
+                    "import_id": import_id,
+                    "semester": SEMESTER,
+                    "part": p,
+                    "parts": len(parts),
+                    "source_sha256": "d" * 64,
+                    "entries": chunk,
+                },
+            )
 
 
 def row_to_document(row: Row) -> dict[str, Any]:
     eid, stream, version, etype, schema, occurred, recorded, actor, corr, caus, payload = row
-    return {"event_id": eid, "type": etype, "schema_version": schema, "stream": stream, "stream_version": version,
-            "occurred_at": occurred.isoformat(), "recorded_at": recorded.isoformat(), "actor": json.loads(actor),
-            "correlation_id": corr, "causation_id": caus, "position": None, "payload": json.loads(payload)}
+    return {
+        "event_id": eid,
+        "type": etype,
+        "schema_version": schema,
+        "stream": stream,
+        "stream_version": version,
+        "occurred_at": occurred.isoformat(),
+        "recorded_at": recorded.isoformat(),
+        "actor": json.loads(actor),
+        "correlation_id": corr,
+        "causation_id": caus,
+        "position": None,
+        "payload": json.loads(payload),
+    }
 
 
 # --------------------------------------------------------------------------- helpers
@@ -247,7 +356,7 @@ def measure_replay(dsn: str, until: int | None, derive: bool, out: str | None) -
 
     from services.eligibility.domain.facts import Ledger
     from services.eligibility.logsource import Progress, postgres_events
-    from services.eligibility.output import JsonWriter
+    from services.eligibility.output import JsonWriter, write_statuses
     from services.eligibility.policyfile import load_policy_book
     from services.eligibility.replay import fold_log, statuses
 
@@ -264,20 +373,34 @@ def measure_replay(dsn: str, until: int | None, derive: bool, out: str | None) -
                                "rss_after_fold_mb": peak_rss_mb()}
     if derive:
         started = time.perf_counter()
-        count = 0
         if out:
-            with JsonWriter(out, header={"generated_at": None, "as_of": None, "source": "bench",
-                                         "policy_versions": []}) as writer:
-                for status in statuses(ledger, book):
-                    writer.write(status)
-                    count += 1
+            count = write_statuses(statuses(ledger, book), [JsonWriter(out, header=report_header(book))])
         else:
-            for _ in statuses(ledger, book):
-                count += 1
+            count = sum(1 for _ in statuses(ledger, book))
         figures.update(statuses=count, derive_s=time.perf_counter() - started)
         figures["derive_sps"] = count / figures["derive_s"]
     figures["peak_rss_mb"] = peak_rss_mb()
     return figures
+
+
+def report_header(book: Any) -> Any:
+    from contracts.eligibility_status import SCHEMA_ID, ReportHeader
+
+    return ReportHeader(schema=SCHEMA_ID, generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                        as_of=None, source="postgres", policy_versions=[p.version for p in book.versions])
+
+
+def measure_low_memory(dsn: str, out: str) -> dict[str, Any]:
+    """``replay --low-memory``: shared facts first, then the events by student, each student
+    derived, written and forgotten."""
+    from services.eligibility.output import JsonWriter, write_statuses
+    from services.eligibility.policyfile import load_policy_book
+    from services.eligibility.replay import replay_by_student
+
+    book = load_policy_book()
+    started = time.perf_counter()
+    count = write_statuses(replay_by_student(dsn, book), [JsonWriter(out, header=report_header(book))])
+    return {"statuses": count, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
 
 
 def measure_one_student(dsn: str, student: str) -> dict[str, Any]:
@@ -286,7 +409,11 @@ def measure_one_student(dsn: str, student: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     found = list(replay(postgres_events(dsn), filters=Filters(students=[student])))
-    return {"filtered_replay_s": time.perf_counter() - started, "found": len(found), "peak_rss_mb": peak_rss_mb()}
+    return {
+        "filtered_replay_s": time.perf_counter() - started,
+        "found": len(found),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 # --------------------------------------------------------------------------- the run
@@ -336,12 +463,12 @@ def validate_sample(generator_rows: list[Row]) -> None:
 
 
 def measure_rebuild(dsn: str) -> dict[str, Any]:
-    """Fold the log (store API) and rebuild the live projection from it (projection.rebuild)."""
+    """Fold the log (store API) and rebuild the live projection from it (``writer.rebuild``)."""
     import psycopg
 
-    from services.eligibility import projection
     from services.eligibility.domain.facts import Ledger
     from services.eligibility.logsource import postgres_events
+    from services.eligibility.projection.writer import rebuild
     from services.eligibility.replay import fold_log
 
     with psycopg.connect(dsn) as conn:
@@ -351,9 +478,14 @@ def measure_rebuild(dsn: str) -> dict[str, Any]:
     fold_s = time.perf_counter() - started
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
-        rows = projection.rebuild(conn, ledger, through_position=top)
+        rows = rebuild(conn, ledger, through_position=top)
         conn.execute("ANALYZE")
-    return {"fold_s": fold_s, "rebuild_s": time.perf_counter() - started, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "fold_s": fold_s,
+        "rebuild_s": time.perf_counter() - started,
+        "rows": rows,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def apply_latency(dsn: str, generator: Generator) -> dict[str, Any]:
@@ -363,7 +495,7 @@ def apply_latency(dsn: str, generator: Generator) -> dict[str, Any]:
     from contracts.envelope import Actor
     from contracts.events import AbsenceMarked, CheckClosed, CheckOpened
     from contracts.registry import build_envelope
-    from services.eligibility.projection import Projection
+    from services.eligibility.projection.writer import Projection
 
     actor = Actor(kind="system", id="bench")
     rng = random.Random(9)
@@ -377,10 +509,20 @@ def apply_latency(dsn: str, generator: Generator) -> dict[str, Any]:
             batch = []
             for _ in range(10):
                 i = rng.randrange(generator.n)
-                batch.append(build_envelope(AbsenceMarked(
-                    check_id=check_id, student_id=generator.sid(i), school_id=generator.school(i), reason="leave",
-                    reported_at=Generator._at(check_day, 10, 30).isoformat()), stream=f"absence-{i}", actor=actor,
-                    occurred_at=Generator._at(check_day, 10, 31)))
+                batch.append(
+                    build_envelope(
+                        AbsenceMarked(
+                            check_id=check_id,
+                            student_id=generator.sid(i),
+                            school_id=generator.school(i),
+                            reason="leave",
+                            reported_at=Generator._at(check_day, 10, 30).isoformat(),
+                        ),
+                        stream=f"absence-{i}",
+                        actor=actor,
+                        occurred_at=Generator._at(check_day, 10, 31),
+                    )
+                )
             started = time.perf_counter()
             live.apply_events(conn, batch)
             if n:  # the first batch also loads the shared facts
@@ -394,8 +536,12 @@ def apply_latency(dsn: str, generator: Generator) -> dict[str, Any]:
             opens_at=Generator._at(day, 10).isoformat(), closes_at=Generator._at(day, 15).isoformat(),
             initiated_by="county", school_ids=[school]), stream="check-R-school-5", actor=actor,
             occurred_at=Generator._at(day, 8))
-        closed = build_envelope(CheckClosed(check_id="R-school-5", closed_at=Generator._at(day, 15).isoformat()),
-                                stream="check-R-school-5", actor=actor, occurred_at=Generator._at(day, 15))
+        closed = build_envelope(
+            CheckClosed(check_id="R-school-5", closed_at=Generator._at(day, 15).isoformat()),
+            stream="check-R-school-5",
+            actor=actor,
+            occurred_at=Generator._at(day, 15),
+        )
         started = time.perf_counter()
         result = live.apply_events(conn, [opened])
         open_s = time.perf_counter() - started
@@ -411,46 +557,69 @@ def apply_latency(dsn: str, generator: Generator) -> dict[str, Any]:
 def query_latency(dsn: str, students: list[str], school: str) -> dict[str, Any]:
     import psycopg
 
-    from services.eligibility import projection
+    from services.eligibility.projection import queries
 
     with psycopg.connect(dsn) as conn:
         timings = []
         for sid in students:
             started = time.perf_counter()
-            assert projection.student_status(conn, sid)
+            assert queries.student_status(conn, sid)
             timings.append(time.perf_counter() - started)
         started = time.perf_counter()
-        school_month = projection.school_month(conn, school, "2026-11")
+        school_month = queries.school_month(conn, school, "2026-11")
         school_s = time.perf_counter() - started
         started = time.perf_counter()
-        summary = projection.province_summary(conn, "2026-11")
+        summary = queries.province_summary(conn, "2026-11")
         province_s = time.perf_counter() - started
     timings.sort()
-    return {"student_p50_ms": 1000 * timings[len(timings) // 2], "student_p99_ms": 1000 * timings[int(len(timings) * 0.99)],
-            "school_month_ms": 1000 * school_s, "school_students": len(school_month["students"]),
-            "province_summary_s": province_s, "summary": summary}
+    return {
+        "student_p50_ms": 1000 * timings[len(timings) // 2],
+        "student_p99_ms": 1000 * timings[int(len(timings) * 0.99)],
+        "school_month_ms": 1000 * school_s,
+        "school_students": len(school_month["students"]),
+        "province_summary_s": province_s,
+        "summary": summary,
+    }
+
+
+def reuse_database(name: str) -> tuple[str, int]:
+    """A database a former ``run --keep-db`` left, holding the same synthetic log."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    dsn = make_conninfo(ADMIN_DSN, dbname=name)
+    with psycopg.connect(dsn) as conn:
+        return dsn, int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
 def run(args: argparse.Namespace) -> int:
-    name, dsn = create_database()
+    name, dsn = (args.db, "") if args.db else create_database()
     print(f"bench: database {name}", file=sys.stderr)
     try:
         from backbone.migrate import migrate
 
-        migrate(dsn, out=sys.stderr)
         generator = Generator(args.students, args.schools)
-        validate_sample(list(Generator(200, 20).rows()))
-        events, copy_s = copy_log(dsn, generator)
-        print(f"bench: {events:,} events copied in {copy_s:.0f} s", file=sys.stderr)
+        copy_s: float | None = None
+        if args.db:
+            dsn, events = reuse_database(args.db)
+            migrate(dsn, out=sys.stderr)
+        else:
+            migrate(dsn, out=sys.stderr)
+            validate_sample(list(Generator(200, 20).rows()))
+            events, copy_s = copy_log(dsn, generator)
+            print(f"bench: {events:,} events copied in {copy_s:.0f} s", file=sys.stderr)
         figures: dict[str, Any] = {"students": args.students, "schools": args.schools, "events": events,
                                    "copy_s": copy_s}
         figures["growth"] = [child(["replay-child", "--dsn", dsn, "--until", str(int(events * f))])
                              for f in (0.25, 0.5)]
-        out = "/tmp/elig_bench_statuses.json"
-        figures["full"] = child(["replay-child", "--dsn", dsn, "--derive", "--out", out])
-        figures["json_mb"] = Path(out).stat().st_size / 2**20
-        os.unlink(out)
-        figures["one_student"] = child(["one-student-child", "--dsn", dsn, "--student", generator.sid(12345 % args.students)])
+        with tempfile.TemporaryDirectory(prefix="elig_bench_") as scratch:
+            out = args.statuses_out or str(Path(scratch) / "statuses.json")
+            figures["full"] = child(["replay-child", "--dsn", dsn, "--derive", "--out", out])
+            figures["json_mb"] = Path(out).stat().st_size / 2**20
+            figures["low_memory"] = child(["low-memory-child", "--dsn", dsn, "--out", out])
+        figures["one_student"] = child(
+            ["one-student-child", "--dsn", dsn, "--student", generator.sid(12345 % args.students)]
+        )
         figures["rebuild"] = child(["rebuild-child", "--dsn", dsn])
         sample = [generator.sid(i) for i in random.Random(2).sample(range(args.students), 500)]
         figures["queries"] = query_latency(dsn, sample, generator.school(3))
@@ -460,85 +629,101 @@ def run(args: argparse.Namespace) -> int:
         if args.write_doc:
             write_doc(figures, ROOT / "docs" / "benchmarks-eligibility.md")
     finally:
-        if not args.keep_db:
+        if not args.keep_db and not args.db:
             drop_database(name)
     return 0
 
 
 def write_doc(f: dict[str, Any], path: Path) -> None:
-    full, growth, q, a, r = f["full"], f["growth"], f["queries"], f["apply"], f["rebuild"]
+    full, growth, q, a, r, low = (
+        f["full"],
+        f["growth"],
+        f["queries"],
+        f["apply"],
+        f["rebuild"],
+        f["low_memory"],
+    )
     m = f["machine"]
     rows = "\n".join(
-        f"| {g['events']:,} | {g['folded']:,} | {g['students']:,} | {g['fold_eps']:,.0f} | {g['peak_rss_mb']:,.0f} |"
-        for g in [*growth, full])
+        f"| {g['events']:,} | {g['folded']:,} | {g['students']:,} | {g['fold_eps']:,.0f}"
+        f" | {g['peak_rss_mb']:,.0f} |"
+        for g in [*growth, full]
+    )
     verdict = "meets" if full["fold_eps"] >= 100_000 else "does NOT meet"
+    copied = (" (by an earlier run; `--db` reused it)" if f["copy_s"] is None
+              else f" in {f['copy_s']:.0f} s")
     text = f"""# Eligibility benchmark
 
-Produced by `.venv/bin/python bench/eligibility_bench.py run --students {f['students']} --write-doc`
+Produced by `.venv/bin/python bench/eligibility_bench.py run --students {f["students"]} --write-doc`
 on {datetime.now(UTC).date().isoformat()}. One run; re-run to refresh.
 
 ## Machine
 
 | | |
 |---|---|
-| CPU | {m['cpu']} |
-| Memory | {m['memory']} |
-| OS | {m['os']} |
-| Python | {m['python']} |
-| PostgreSQL | {m['postgres']} |
+| CPU | {m["cpu"]} |
+| Memory | {m["memory"]} |
+| OS | {m["os"]} |
+| Python | {m["python"]} |
+| PostgreSQL | {m["postgres"]} |
 
 ## Log
 
-A synthetic province: {f['students']:,} proposed-aid students in {f['schools']:,} schools, one
+A synthetic province: {f["students"]:,} proposed-aid students in {f["schools"]:,} schools, one
 autumn semester: registration, enrolment (2% late, 3% provisional), hardship determination,
 6 province-wide routine checks (2 a month) each with a submitted and a verified capture per
 student (2% leave, 1.5% absent, 1% rejected then force-passed), results published per school,
 0.5% appeals a month, 1% placement confirmations, a national roster in parts of 5,000:
-**{f['events']:,} events**, COPYed into the event store's `events` table in {f['copy_s']:.0f} s.
+**{f["events"]:,} events**, COPYed into the event store's `events` table{copied}.
 
 ## Replay from PostgreSQL
 
 Through the store's API (`PostgresEventStore.read_rows(types=..., lean=True)`: server-side
 cursor, 5,000 rows a fetch; the database drops the event types the rules ignore
-(CaptureSubmitted, CaptureRejected: {100 * (1 - full['folded'] / full['events']):.0f}% of this log)
-and skips the columns a fold does not read), then the fold (dict dispatch, upcasting, no
-JSON-Schema validation: the log was validated at append). Each line is a fresh process replaying a prefix of the log;
-events/s counts log events; peak RSS is that process's `ru_maxrss`.
+(CaptureSubmitted, CaptureRejected: {100 * (1 - full["folded"] / full["events"]):.0f}% of this log)
+and skips the columns a fold does not read), then the fold (dispatch through the fold registry
+`domain.facts.FOLDS`, upcasting, no JSON-Schema validation: the log was validated at append).
+Each line is a fresh process replaying a prefix of the log; events/s counts log events; peak RSS
+is that process's `ru_maxrss`.
 
 | log events | folded | students | events/s | peak RSS (MB) |
 |---:|---:|---:|---:|---:|
 {rows}
 
-- Whole log through the store's API: **{full['fold_eps']:,.0f} events/s** ({full['fold_s']:.1f} s): this
+- Whole log through the store's API: **{full["fold_eps"]:,.0f} events/s** ({full["fold_s"]:.1f} s): this
   {verdict} the 100,000 events/s target.
-- Derive every status and write the JSON report: {full['statuses']:,} statuses in
-  {full['derive_s']:.1f} s ({full['derive_sps']:,.0f} statuses/s), {f['json_mb']:,.0f} MB of JSON.
+- Derive every status and write the JSON report (each status built through the typed model
+  `contracts.eligibility_status.EligibilityStatus`): {full["statuses"]:,} statuses in
+  {full["derive_s"]:.1f} s ({full["derive_sps"]:,.0f} statuses/s), {f["json_mb"]:,.0f} MB of JSON.
+- Flat-memory mode (`replay --low-memory`: shared facts first, then the events ordered by
+  student, each student derived, written and forgotten): {low["statuses"]:,} statuses written as
+  JSON in {low["seconds"]:.1f} s, peak RSS **{low["peak_rss_mb"]:,.0f} MB**.
 - Memory: per-student facts only (no envelopes, no set of seen event ids); it grows with the
   facts the rules read (students x checks), as the table shows, not with ignored events.
 
 ## Live projection and queries
 
-- Rebuild the projection from a replay (`projection.rebuild`: facts, shared facts, roster
-  entries and {r['rows']:,} status rows by COPY): fold {r['fold_s']:.0f} s + rebuild {r['rebuild_s']:.0f} s,
-  peak RSS {r['peak_rss_mb']:,.0f} MB.
-- One student's status from the projection (`projection.student_status`, primary-key look-up,
-  500 random students): p50 **{q['student_p50_ms']:.2f} ms**, p99 {q['student_p99_ms']:.2f} ms.
+- Rebuild the projection from a replay (`projection.writer.rebuild`: facts, shared facts, roster
+  entries and {r["rows"]:,} status rows by COPY): fold {r["fold_s"]:.0f} s + rebuild {r["rebuild_s"]:.0f} s,
+  peak RSS {r["peak_rss_mb"]:,.0f} MB.
+- One student's status from the projection (`projection.queries.student_status`, primary-key look-up,
+  500 random students): p50 **{q["student_p50_ms"]:.2f} ms**, p99 {q["student_p99_ms"]:.2f} ms.
 - One student's status by a filtered replay of the whole log (`replay --student`):
-  {f['one_student']['filtered_replay_s']:.1f} s.
-- One school's month (`projection.school_month`, {q['school_students']} students): {q['school_month_ms']:.1f} ms.
-- Province summary of a month (`projection.province_summary`, SQL over jsonb, all rows):
-  {q['province_summary_s']:.1f} s.
-- `apply_events`, batches of 10 per-student events (AbsenceMarked) on top of the full state:
-  p50 {a['batch_of_10_p50_ms']:.1f} ms, max {a['batch_of_10_p99_ms']:.1f} ms (first batch, which loads the
-  shared facts: {a['first_batch_ms']:.0f} ms).
-- A school's routine check ({a['school_check_students']} students re-derived): CheckOpened
-  {a['school_check_opened_ms']:.0f} ms, CheckClosed {a['school_check_closed_ms']:.0f} ms. A province-wide
+  {f["one_student"]["filtered_replay_s"]:.1f} s.
+- One school's month (`queries.school_month`, {q["school_students"]} students): {q["school_month_ms"]:.1f} ms.
+- Province summary of a month (`queries.province_summary`, SQL over jsonb, all rows):
+  {q["province_summary_s"]:.1f} s.
+- `Projection.apply_events`, batches of 10 per-student events (AbsenceMarked) on top of the full state:
+  p50 {a["batch_of_10_p50_ms"]:.1f} ms, max {a["batch_of_10_p99_ms"]:.1f} ms (first batch, which loads the
+  shared facts: {a["first_batch_ms"]:.0f} ms).
+- A school's routine check ({a["school_check_students"]} students re-derived): CheckOpened
+  {a["school_check_opened_ms"]:.0f} ms, CheckClosed {a["school_check_closed_ms"]:.0f} ms. A province-wide
   check or a complete roster import re-derives every student (in chunks of 2,000).
 
 ## Summary for 2026-11 (sanity check of the synthetic data)
 
 ```json
-{json.dumps(q['summary'], indent=2)}
+{json.dumps(q["summary"], indent=2)}
 ```
 """
     path.write_text(text, encoding="utf-8")
@@ -552,7 +737,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--students", type=int, default=200_000)
     r.add_argument("--schools", type=int, default=1000)
     r.add_argument("--keep-db", action="store_true")
+    r.add_argument("--db", help="reuse this database (left by --keep-db with the same --students and"
+                   " --schools) instead of creating and filling one; it is kept")
     r.add_argument("--write-doc", action="store_true")
+    r.add_argument("--statuses-out", help="where the replays write their JSON statuses (default: a temporary"
+                   " directory, removed after the run)")
     j = sub.add_parser("jsonl")
     j.add_argument("--students", type=int, default=20_000)
     j.add_argument("--schools", type=int, default=100)
@@ -564,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out")
     b = sub.add_parser("rebuild-child")
     b.add_argument("--dsn", required=True)
+    m = sub.add_parser("low-memory-child")
+    m.add_argument("--dsn", required=True)
+    m.add_argument("--out", required=True)
     o = sub.add_parser("one-student-child")
     o.add_argument("--dsn", required=True)
     o.add_argument("--student", required=True)
@@ -582,6 +774,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "rebuild-child":
         print(json.dumps(measure_rebuild(args.dsn)))
+        return 0
+    if args.command == "low-memory-child":
+        print(json.dumps(measure_low_memory(args.dsn, args.out)))
         return 0
     print(json.dumps(measure_one_student(args.dsn, args.student)))
     return 0
