@@ -4,11 +4,13 @@ credential, never from these bodies."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from backbone.fields import Day, Id, Image, Instant, Model, Month, Name, Note
+from contracts.events import PlacementConfirmed
 
 MAX_SCHOOLS = 5000
 MAX_STUDENTS = 5000
@@ -194,19 +196,15 @@ class ConfirmPlacement(Model):
     remark: Note | None = Field(default=None, description="备注")
 
 
-class PlacementAnswer(Model):
-    placement_id: str
-    student_id: str
-    school_id: str
-    grade: int
-    class_name: str
-    company: str
-    location: str
-    supervisor: str
-    supervisor_contact_masked: str
-    starts_on: str
-    ends_on: str
-    ended_on: str | None
+# The answer about a placement: every field of PlacementConfirmed (one list of fields, the
+# event's), and when it ended early.
+_PLACEMENT_FIELDS: dict[str, Any] = {
+    f.name: (hint, None if f.default is None else ...)
+    for hints in [get_type_hints(PlacementConfirmed)] for f in dataclasses.fields(PlacementConfirmed)
+    for hint in [hints[f.name]]
+}
+PlacementAnswer = create_model("PlacementAnswer", __base__=Model, ended_on=(str | None, None),
+                               **_PLACEMENT_FIELDS)
 
 
 class UpdatePlacement(Model):

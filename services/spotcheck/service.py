@@ -10,11 +10,14 @@ recording the event then fails.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import time
+from typing import Any
 
 import eventlet
 from eventlet.semaphore import Semaphore
+from pydantic import BaseModel
 
 from backbone import config
 from backbone.auth import AUTHORITIES
@@ -253,33 +256,32 @@ class SpotcheckService(EdgeService):
         return PlanMovement(plan_id=plan.filed.plan_id, student_id=plan.filed.student_id,
                             departed_on=plan.departed_on, returned_on=plan.returned_on)
 
+    def _move(self, call: Call, step: Any) -> Answer:
+        """Record a departure or a return (``step`` is ``internships.depart`` or ``come_back``)."""
+        view, plan = self._plan(call)
+        event = step(plan, call.body.on, local_date(config.now()))
+        self.store.record(event, internships.internships_stream(view.school_id), call.actor(),
+                          expected_version=view.version)
+        moved = internships.Plan(plan.filed, getattr(event, "departed_on", plan.departed_on),
+                                 getattr(event, "returned_on", plan.returned_on))
+        return 200, self._movement(moved)
+
     @route("POST", "/internships/<plan_id>/departed", roles=("school",), body=Departure, returns=PlanMovement,
            idempotent=True)
     def internship_departed(self, call: Call) -> Answer:
         """Record the student's departure for a filed internship."""
-        view, plan = self._plan(call)
-        event = internships.depart(plan, call.body.on, local_date(config.now()))
-        self.store.record(event, internships.internships_stream(view.school_id), call.actor(),
-                          expected_version=view.version)
-        return 200, self._movement(internships.Plan(plan.filed, event.departed_on, plan.returned_on))
+        return self._move(call, internships.depart)
 
     @route("POST", "/internships/<plan_id>/returned", roles=("school",), body=Return, returns=PlanMovement,
            idempotent=True)
     def internship_returned(self, call: Call) -> Answer:
         """Record the student's return from a filed internship."""
-        view, plan = self._plan(call)
-        event = internships.come_back(plan, call.body.on, local_date(config.now()))
-        self.store.record(event, internships.internships_stream(view.school_id), call.actor(),
-                          expected_version=view.version)
-        return 200, self._movement(internships.Plan(plan.filed, plan.departed_on, event.returned_on))
+        return self._move(call, internships.come_back)
 
     @staticmethod
-    def _placement_answer(placement: internships.Placement) -> PlacementAnswer:
-        c = placement.confirmed
-        return PlacementAnswer(placement_id=c.placement_id, student_id=c.student_id, school_id=c.school_id,
-                               grade=c.grade, class_name=c.class_name, company=c.company, location=c.location,
-                               supervisor=c.supervisor, supervisor_contact_masked=c.supervisor_contact_masked,
-                               starts_on=c.starts_on, ends_on=c.ends_on, ended_on=placement.ended_on)
+    def _placement_answer(placement: internships.Placement) -> BaseModel:
+        fields = dataclasses.asdict(placement.confirmed)
+        return PlacementAnswer.model_validate({**fields, "ended_on": placement.ended_on})
 
     @route("POST", "/placements", roles=("terminal",), body=ConfirmPlacement, returns=PlacementAnswer,
            status=201, idempotent=True)
@@ -303,26 +305,26 @@ class SpotcheckService(EdgeService):
         student_for(call, self.store, placement.confirmed.student_id)
         return view, placement
 
+    def _change_placement(self, call: Call, change: Any) -> Answer:
+        """Record an update or an early end (``change`` is ``internships.update_placement`` or
+        ``end_placement``) and answer with the placement as it now stands."""
+        view, placement = self._placement(call)
+        event = change(placement, call.body)
+        self.store.record(event, internships.placements_stream(view.school_id), call.actor(),
+                          expected_version=view.version)
+        return 200, self._placement_answer(self._placements(view.school_id).placement(event.placement_id))
+
     @route("POST", "/placements/<placement_id>/update", roles=("school",), body=UpdatePlacement,
            returns=PlacementAnswer, idempotent=True)
     def update_placement(self, call: Call) -> Answer:
         """Update a placement's company, place, supervisor or dates."""
-        view, placement = self._placement(call)
-        event = internships.update_placement(placement, call.body)
-        self.store.record(event, internships.placements_stream(view.school_id), call.actor(),
-                          expected_version=view.version)
-        view = self._placements(view.school_id)
-        return 200, self._placement_answer(view.placement(event.placement_id))
+        return self._change_placement(call, internships.update_placement)
 
     @route("POST", "/placements/<placement_id>/end", roles=("school",), body=EndPlacement,
            returns=PlacementAnswer, idempotent=True)
     def end_placement(self, call: Call) -> Answer:
         """End a placement early."""
-        view, placement = self._placement(call)
-        event = internships.end_placement(placement, call.body)
-        self.store.record(event, internships.placements_stream(view.school_id), call.actor(),
-                          expected_version=view.version)
-        return 200, self._placement_answer(internships.Placement(placement.confirmed, event.ended_on))
+        return self._change_placement(call, internships.end_placement)
 
     @route("GET", "/schools/<school_id>/placements/<month>/attachment2", roles=ATTACHMENT2_READERS,
            returns=Attachment2)
