@@ -609,7 +609,7 @@ def run(args: argparse.Namespace) -> int:
             events, copy_s = copy_log(dsn, generator)
             print(f"bench: {events:,} events copied in {copy_s:.0f} s", file=sys.stderr)
         figures: dict[str, Any] = {"students": args.students, "schools": args.schools, "events": events,
-                                   "copy_s": copy_s}
+                                   "copy_s": copy_s, "db": args.db}
         figures["growth"] = [child(["replay-child", "--dsn", dsn, "--until", str(int(events * f))])
                              for f in (0.25, 0.5)]
         with tempfile.TemporaryDirectory(prefix="elig_bench_") as scratch:
@@ -652,9 +652,10 @@ def write_doc(f: dict[str, Any], path: Path) -> None:
     verdict = "meets" if full["fold_eps"] >= 100_000 else "does NOT meet"
     copied = (" (by an earlier run; `--db` reused it)" if f["copy_s"] is None
               else f" in {f['copy_s']:.0f} s")
+    reused = f" --db {f['db']}" if f.get("db") else ""
     text = f"""# Eligibility benchmark
 
-Produced by `.venv/bin/python bench/eligibility_bench.py run --students {f["students"]} --write-doc`
+Produced by `.venv/bin/python bench/eligibility_bench.py run --students {f["students"]} --write-doc{reused}`
 on {datetime.now(UTC).date().isoformat()}. One run; re-run to refresh.
 
 ## Machine
@@ -680,7 +681,7 @@ student (2% leave, 1.5% absent, 1% rejected then force-passed), results publishe
 
 Through the store's API (`PostgresEventStore.read_rows(types=..., lean=True)`: server-side
 cursor, 5,000 rows a fetch; the database drops the event types the rules ignore
-(CaptureSubmitted, CaptureRejected: {100 * (1 - full["folded"] / full["events"]):.0f}% of this log)
+({100 * (1 - full["folded"] / full["events"]):.0f}% of this log: the types not in `domain.facts.FOLDS`)
 and skips the columns a fold does not read), then the fold (dispatch through the fold registry
 `domain.facts.FOLDS`, upcasting, no JSON-Schema validation: the log was validated at append).
 Each line is a fresh process replaying a prefix of the log; events/s counts log events; peak RSS
