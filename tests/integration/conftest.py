@@ -43,3 +43,13 @@ def edge_system(
             yield system, procs, tokens
         finally:
             system.stop_all()
+
+
+@pytest.fixture()
+def enrolment(system: System) -> Proc:
+    """The enrolment service on the test's own system, with schools SC1 and SC2 registered in
+    two cities."""
+    proc = system.service("enrolment").start()
+    flows.setup_school(system, proc, "SC1", "驻马店市", "驿城区")
+    flows.setup_school(system, proc, "SC2", "信阳市", "浉河区")
+    return proc

@@ -21,7 +21,6 @@ from tests.flows import (
     register_student,
     register_terminal,
     school_token,
-    setup_school,
     setup_terminal,
     student_body,
     terminal_token,
@@ -29,14 +28,6 @@ from tests.flows import (
 from tests.support import Proc, System, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def enrolment(system: System) -> Proc:
-    proc = system.service("enrolment").start()
-    setup_school(system, proc, "SC1", "驻马店市", "驿城区")
-    setup_school(system, proc, "SC2", "信阳市", "浉河区")
-    return proc
 
 
 def rows(system: System, query: str, *params: Any) -> list[tuple[Any, ...]]:

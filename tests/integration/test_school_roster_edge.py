@@ -12,19 +12,11 @@ import psycopg
 import pytest
 
 from contracts.identity import check_digit
-from tests.flows import id_number, operations_token, register_student, school_token, setup_school
+from tests.flows import id_number, operations_token, register_student, school_token
 from tests.support import Proc, System
 
 pytestmark = pytest.mark.integration
 HEADER = "学号,姓名,身份证号,年级,班级,专业,入学年份,入学季节,拟受助"
-
-
-@pytest.fixture()
-def enrolment(system: System) -> Proc:
-    proc = system.service("enrolment").start()
-    setup_school(system, proc, "SC1", "驻马店市", "驿城区")
-    setup_school(system, proc, "SC2", "信阳市", "浉河区")
-    return proc
 
 
 def registrations(system: System) -> list[tuple[dict[str, Any], dict[str, Any]]]:
