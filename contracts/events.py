@@ -406,6 +406,168 @@ class NationalRosterImported(Event):
     entries: list[RosterEntry]
 
 
+# ---- hardship cases (issue 12): the yearly procedure of seed 004, one stream per case
+# (``hardship-case-{student}-{year}``) and one per school and year for its notices and archive.
+# Income, illness, disability, certificates and remarks travel only sealed (``sealed``: AES-GCM,
+# base64, opened by the hardship service alone).
+
+HardshipStage = Literal["preschool", "primary", "junior", "senior", "vocational"]
+HouseholdRegistration = Literal["in_province", "out_of_province"]
+
+
+@dataclass(frozen=True)
+class CategoryClaim:
+    """A claimed category (1..8) and whether a certificate was shown (its type, number and
+    issuer are in the case's sealed part)."""
+
+    category: int
+    certificate: bool
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Information comparison (信息比对) of one claimed category: ``confirmed`` (a record in the
+    registry list of the system the seed names), ``no_record`` (the school decides by its own
+    methods) or ``school_methods`` (categories the seed leaves to the school)."""
+
+    category: int
+    outcome: Literal["confirmed", "no_record", "school_methods"]
+    system: str | None = None
+    registry: str | None = None
+    import_id: str | None = None
+
+
+@event
+class HardshipNoticeIssued(Event):
+    """Advance notice (提前告知) of a school's identification for a school year."""
+
+    notice_id: str
+    school_id: str
+    school_year: str
+    issued_on: str
+    channels: list[str]
+
+
+@event
+class HardshipCaseOpened(Event):
+    """A case opens: a student's application, a pre-school guardian's home-visit form (附件1,
+    with its tier) or, in compulsory education, the school's own comparison."""
+
+    case_id: str
+    student_id: str
+    school_id: str
+    school_year: str
+    stage: HardshipStage
+    route: Literal["application", "home_visit", "comparison"]
+    household_registration: HouseholdRegistration
+    claims: list[CategoryClaim]
+    sealed: str
+    guardian_id_hash: str | None = None
+    tier: int | None = None
+
+
+@event
+class HardshipRegistryImported(Event):
+    """A registry list for a school year (poor households, minimum living allowance, ...), from the
+    province's comparison system or the national one, as keyed ID-number hashes. A later import
+    of the same list and system replaces the earlier."""
+
+    import_id: str
+    registry: str
+    system: Literal["province", "national"]
+    school_year: str
+    id_number_hashes: list[str]
+
+
+@event
+class HardshipCompared(Event):
+    case_id: str
+    student_id: str
+    results: list[ComparisonResult]
+
+
+@event
+class HardshipAssessed(Event):
+    """Quantitative assessment (量化评估): the questionnaire's score under a policy version; the
+    answers and the factor-by-factor explanation are sealed."""
+
+    case_id: str
+    student_id: str
+    policy_version: str
+    score: float
+    suggested_level: HardshipLevel
+    sealed: str
+
+
+@event
+class HardshipReviewRecorded(Event):
+    """Democratic review (民主评议) or investigation (调查: home visit, interview, phone); who, when,
+    votes, remarks and findings sealed; ``proposed_level`` when it argues for a level."""
+
+    case_id: str
+    student_id: str
+    review_id: str
+    kind: Literal["democratic_review", "investigation"]
+    sealed: str
+    proposed_level: HardshipLevel | None = None
+
+
+@event
+class HardshipChangeReported(Event):
+    """A family's situation changed: the case is due for re-assessment."""
+
+    case_id: str
+    student_id: str
+    reported_on: str
+    sealed: str
+
+
+@event
+class HardshipNoticePublished(Event):
+    """Public notice (公示) of a school's determinations, open to objections until
+    ``objections_until`` (inclusive)."""
+
+    notice_id: str
+    school_id: str
+    school_year: str
+    case_ids: list[str]
+    published_on: str
+    objections_until: str
+
+
+@event
+class HardshipObjectionFiled(Event):
+    objection_id: str
+    case_id: str
+    student_id: str
+    notice_id: str
+    filed_on: str
+    sealed: str
+
+
+@event
+class HardshipObjectionReviewed(Event):
+    """The review of an objection (复核): ``upheld`` changes the level (a new determination)."""
+
+    objection_id: str
+    case_id: str
+    student_id: str
+    outcome: Literal["upheld", "dismissed"]
+    sealed: str
+    determination_id: str | None = None
+
+
+@event
+class HardshipArchived(Event):
+    """Archive and report (建档备案) of a school's year once the notice had no open objection."""
+
+    archive_id: str
+    school_id: str
+    school_year: str
+    case_ids: list[str]
+    archived_on: str
+
+
 @event
 class HardshipDetermined(Event):
     """Family-hardship identification (家庭经济困难学生认定) result in force from ``effective_semester``.
@@ -421,6 +583,11 @@ class HardshipDetermined(Event):
     effective_semester: str
     methods: list[str] = field(default_factory=list)
     effective_month: str | None = None
+    case_id: str | None = None
+    school_year: str | None = None
+    stage: str | None = None
+    trigger: str | None = None
+    sealed: str | None = None
 
 
 @event
@@ -433,6 +600,10 @@ class HardshipRevoked(Event):
     effective_semester: str
     reason: str
     effective_month: str | None = None
+    case_id: str | None = None
+    revoked_on: str | None = None
+    recover_yuan: int | None = None
+    recover_months: list[str] = field(default_factory=list)
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -462,4 +633,15 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     NationalRosterImported,
     HardshipDetermined,
     HardshipRevoked,
+    HardshipNoticeIssued,
+    HardshipCaseOpened,
+    HardshipRegistryImported,
+    HardshipCompared,
+    HardshipAssessed,
+    HardshipReviewRecorded,
+    HardshipChangeReported,
+    HardshipNoticePublished,
+    HardshipObjectionFiled,
+    HardshipObjectionReviewed,
+    HardshipArchived,
 )
