@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from contracts.calendar import parse_month
+from contracts.workdays import CALENDAR_FILE, load_work_calendar
 from services.eligibility.domain.calendar import (
     add_months,
     first_day,
@@ -96,6 +98,7 @@ def test_loader_refuses_two_versions_with_one_effective_date() -> None:
 
 def test_loader_refuses_a_swapped_working_day_on_a_weekday() -> None:
     data = policy_data()
+    data["working_calendar"] = yaml.safe_load(CALENDAR_FILE.read_text(encoding="utf-8"))
     data["working_calendar"]["years"][2026]["working_weekends"].append(date(2026, 10, 12))
     with pytest.raises(PolicyError, match="must be a Saturday or Sunday"):
         book_from(data)
@@ -110,6 +113,7 @@ def test_loader_reports_bad_yaml_with_the_file(tmp_path: Path) -> None:
 
 def test_working_days_skip_holidays_and_count_swapped_working_days() -> None:
     cal = load_policy_book().calendar
+    assert cal == load_work_calendar()  # eligibility counts with the system's one calendar
     assert cal.add_working_days(date(2026, 9, 30), 5) == date(2026, 10, 13)  # National Day, Sat 10-10 works
     assert cal.add_working_days(date(2025, 1, 24), 1) == date(2025, 1, 26)  # Sunday 1-26 is a working day
     assert cal.add_working_days(date(2026, 12, 1), 5) == date(2026, 12, 8)

@@ -8,13 +8,13 @@ date this system handles and much cheaper than a zone lookup in the replay loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
 from contracts.calendar import parse_month
 from contracts.calendar import parse_semester as _parse_semester
 from contracts.calendar import semester_of as semester_of
+from contracts.workdays import WorkCalendar as WorkCalendar  # the one working-day calendar
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -99,33 +99,3 @@ def local_month(ts: float) -> str:
 def end_of_local_day(day: date) -> float:
     """The last instant (as epoch seconds) of ``day`` in Shanghai: deadlines "by Oct 20" include Oct 20."""
     return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).timestamp() + 86400 - 1e-6
-
-
-@dataclass(frozen=True)
-class WorkCalendar:
-    """Chinese working days: Monday to Friday, minus public holidays, plus swapped working days (调休)."""
-
-    holidays: frozenset[date]
-    working_weekends: frozenset[date]
-    covers_from: date
-    covers_until: date
-
-    def is_working_day(self, day: date) -> bool:
-        if day in self.working_weekends:
-            return True
-        if day in self.holidays:
-            return False
-        return day.weekday() < 5
-
-    def add_working_days(self, day: date, count: int) -> date:
-        """The ``count``-th working day after ``day`` (``day`` itself is not counted)."""
-        current = day
-        left = count
-        while left > 0:
-            current += timedelta(days=1)
-            if self.is_working_day(current):
-                left -= 1
-        return current
-
-    def covers(self, day: date) -> bool:
-        return self.covers_from <= day <= self.covers_until

@@ -19,7 +19,8 @@ from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 
-from services.eligibility.domain.calendar import SEASONS, WorkCalendar
+from contracts.workdays import WorkCalendar, WorkCalendarError, calendar_from_dict, load_work_calendar
+from services.eligibility.domain.calendar import SEASONS
 
 GRANT_LEVELS = ("especially_difficult", "difficult")
 
@@ -179,45 +180,13 @@ def _version(data: Any, where: str) -> Policy:
     )
 
 
-def _dates(value: Any, where: str) -> set[date]:
-    """A list of dates or ``"first/last"`` ranges."""
-    if not isinstance(value, list):
-        raise PolicyError(f"{where}: expected a list of dates")
-    out: set[date] = set()
-    for item in value:
-        if isinstance(item, str) and "/" in item:
-            first_s, _, last_s = item.partition("/")
-            first, last = _date(first_s, where), _date(last_s, where)
-            if last < first:
-                raise PolicyError(f"{where}: range {item!r} ends before it starts")
-            out.update(first + timedelta(days=i) for i in range((last - first).days + 1))
-        else:
-            out.add(_date(item, where))
-    return out
-
-
 def _work_calendar(data: Any) -> WorkCalendar:
-    years = _need(data, "years", "working_calendar")
-    if not isinstance(years, Mapping) or not years:
-        raise PolicyError("working_calendar.years: expected a mapping of years")
-    holidays: set[date] = set()
-    working: set[date] = set()
-    for year, spec in years.items():
-        where = f"working_calendar.years.{year}"
-        hol = _dates(_need(spec, "holidays", where), f"{where}.holidays")
-        work = _dates(spec.get("working_weekends", []), f"{where}.working_weekends")
-        if any(d.year != int(year) for d in hol | work):
-            raise PolicyError(f"{where}: a date outside {year}")
-        if any(d.weekday() < 5 for d in work):
-            raise PolicyError(f"{where}.working_weekends: a swapped working day must be a Saturday or Sunday")
-        if hol & work:
-            raise PolicyError(f"{where}: a day is both a holiday and a working day")
-        holidays |= hol
-        working |= work
-    first, last = min(int(y) for y in years), max(int(y) for y in years)
-    if sorted(int(y) for y in years) != list(range(first, last + 1)):
-        raise PolicyError("working_calendar.years: years must be consecutive")
-    return WorkCalendar(frozenset(holidays), frozenset(working), date(first, 1, 1), date(last, 12, 31))
+    """The working-day calendar: the one of ``contracts/data/working-calendar.yml`` (shared with
+    the appeals service), unless the policy data carries its own ``working_calendar`` (tests)."""
+    try:
+        return load_work_calendar() if data is None else calendar_from_dict(data)
+    except WorkCalendarError as exc:
+        raise PolicyError(str(exc)) from exc
 
 
 def policy_book_from_dict(data: Any) -> PolicyBook:
@@ -235,4 +204,4 @@ def policy_book_from_dict(data: Any) -> PolicyBook:
     names = [p.version for p in versions]
     if len(set(names)) != len(names):
         raise PolicyError("policy.versions: two versions share a version name")
-    return PolicyBook(versions=versions, calendar=_work_calendar(_need(data, "working_calendar", "policy")))
+    return PolicyBook(versions=versions, calendar=_work_calendar(data.get("working_calendar")))
