@@ -46,6 +46,8 @@ class Settings:
     blob_dir: Path
     exchange: str = "aid.events"
     dead_letter_exchange: str = "aid.dlx"
+    #: ``classic`` (one broker) or ``quorum`` (a RabbitMQ cluster): type of the work and dead-letter queues
+    queue_type: str = "classic"
 
     @property
     def production(self) -> bool:
@@ -77,7 +79,19 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         blob_dir=Path(env.get("AID_BLOB_DIR", "var/blobs")),
         exchange=env.get("AID_EXCHANGE", "aid.events"),
         dead_letter_exchange=env.get("AID_DLX", "aid.dlx"),
+        queue_type=_queue_type(env),
     )
+
+
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def _queue_type(env: dict[str, str]) -> str:
+    """``AID_QUEUE_TYPE``: ``classic`` (default, a single broker) or ``quorum`` (a cluster)."""
+    value = env.get("AID_QUEUE_TYPE", "classic")
+    if value not in QUEUE_TYPES:
+        raise ConfigError(f"AID_QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}")
+    return value
 
 
 def _amqp_url(env: dict[str, str], production: bool) -> str:

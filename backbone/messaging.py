@@ -59,7 +59,7 @@ from backbone.eventstore import (
     read_stream_in,
     read_verdicts_in,
 )
-from backbone.topology import check_base, check_dlq, dlq_name
+from backbone.topology import check_base, check_dlq, dlq_name, queue_arguments
 from contracts.envelope import Actor, Envelope
 from contracts.events import Event
 from contracts.registry import ContractError, build_envelope, parse_envelope
@@ -219,7 +219,8 @@ class EventConsumer(Consumer):  # type: ignore[misc]
             bindings=[binding(exchange, routing_key=t) for t in self.event_types],
             durable=True,
             queue_arguments={"x-dead-letter-exchange": settings.dead_letter_exchange,
-                             "x-dead-letter-routing-key": dlq_name(service)},
+                             "x-dead-letter-routing-key": dlq_name(service),
+                             **queue_arguments(settings.queue_type)},
         )
         conf = self.container.config
         self.limit = int(self.max_attempts or conf.get("AID_CONSUMER_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))

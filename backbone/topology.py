@@ -20,6 +20,11 @@ and only check (passively) that the exchanges and their dead-letter queue exist.
 Permissions (vhost-level regular expressions, anchored, matched against resource names; plus
 topic permissions, matched against routing keys on ``aid.dlx`` and ``nameko-rpc``) are listed by
 ``python -m backbone.topology grants``.
+
+Queue type (``AID_QUEUE_TYPE``, :func:`queue_arguments`): ``classic`` for one broker (the local run,
+docker-compose), ``quorum`` where the broker is a cluster (the Kubernetes overlay ``province``: three
+nodes, each queue replicated by Raft, a node may fail without losing a message). The type of an existing
+queue cannot change: switching a running broker means draining and deleting the queues first.
 """
 
 from __future__ import annotations
@@ -46,6 +51,17 @@ RPC_SERVERS = frozenset({"eligibility"})
 NOTHING = "^$"
 #: nameko replies go to the caller's reply queue with a bare uuid4 as routing key
 _REPLY_KEY = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def queue_arguments(queue_type: str = "classic") -> dict[str, str]:
+    """The declaration arguments of a work or dead-letter queue of ``queue_type``. Classic queues are
+    declared without the argument (as before it existed), so their declarations stay equivalent."""
+    if queue_type not in QUEUE_TYPES:
+        raise ValueError(f"queue type must be one of {', '.join(QUEUE_TYPES)}, not {queue_type!r}")
+    return {} if queue_type == "classic" else {"x-queue-type": queue_type}
 
 
 def dlq_name(service: str) -> str:
@@ -167,13 +183,14 @@ def _q(name: str) -> str:
 
 def setup_broker(api: ManagementApi, vhost: str, users: Mapping[str, tuple[str, str]],
                  exchange: str = "aid.events", dlx: str = "aid.dlx", consumers: Iterable[str] = (),
-                 admin: str | None = None) -> None:
+                 admin: str | None = None, queue_type: str = "classic") -> None:
     """Create or update (idempotently) the vhost, a user per process with its :func:`grant`, both
     exchanges, and a dead-letter queue per consumer.
 
     ``users`` maps a process (relay, enrolment, ...) to its (user name, password).
     ``consumers`` adds processes that consume although they are not in :data:`CONSUMERS`
     (test services). ``admin`` (the set-up's own user) gets full permissions on the vhost.
+    ``queue_type`` is the type of the dead-letter queues (:func:`queue_arguments`).
     """
     extra = set(consumers)
     v = _q(vhost)
@@ -183,7 +200,7 @@ def setup_broker(api: ManagementApi, vhost: str, users: Mapping[str, tuple[str, 
     _declare_exchange(api, v, exchange)
     _declare_exchange(api, v, dlx)
     for process in sorted({p for p in users if p in CONSUMERS or p in extra}):
-        declare_dlq(api, v, dlx, process)
+        declare_dlq(api, v, dlx, process, queue_type)
     for process, (user, password) in sorted(users.items()):
         rule = grant(process, exchange, dlx, consumer=process in CONSUMERS or process in extra)
         api.call("PUT", f"/users/{_q(user)}", {"password": password, "tags": ""})
@@ -210,10 +227,11 @@ def _declare_exchange(api: ManagementApi, v: str, name: str) -> None:
         api.call("PUT", f"/exchanges/{v}/{_q(name)}", spec)
 
 
-def declare_dlq(api: ManagementApi, v: str, dlx: str, service: str) -> None:
+def declare_dlq(api: ManagementApi, v: str, dlx: str, service: str, queue_type: str = "classic") -> None:
     """The one place that declares a dead-letter queue and binds it to the dead-letter exchange."""
     queue = dlq_name(service)
-    api.call("PUT", f"/queues/{v}/{_q(queue)}", {"durable": True, "auto_delete": False, "arguments": {}})
+    api.call("PUT", f"/queues/{v}/{_q(queue)}",
+             {"durable": True, "auto_delete": False, "arguments": queue_arguments(queue_type)})
     api.call("POST", f"/bindings/{v}/e/{_q(dlx)}/q/{_q(queue)}", {"routing_key": queue, "arguments": {}})
 
 
@@ -251,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         try:
             setup_broker(api, broker.vhost, users, settings.exchange, settings.dead_letter_exchange,
-                         admin=broker.admin_user)
+                         admin=broker.admin_user, queue_type=settings.queue_type)
             break
         except OSError as exc:  # the management API is not listening yet (the broker is starting)
             if time.monotonic() > deadline:
