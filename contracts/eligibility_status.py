@@ -39,11 +39,11 @@ EventIds = Annotated[list[str], {"items": {"type": "string", "format": "uuid"}}]
 Month = Annotated[str, {"pattern": MONTH_PATTERN}]
 MonthStatusName = Literal["passed", "excused", "forced_pass", "failed", "pending", "no_check",
                           "placement_internship", "not_enrolled_in_time", "replaced_by_targeted",
-                          "passed_on_appeal"]
-Outcome = Literal["passed", "failed", "pending", "no_check"]
+                          "passed_on_appeal", "left_school"]
+Outcome = Literal["passed", "failed", "pending", "no_check", "left"]
 RuleName = Literal["roster_mismatch", "unfiled_internship", "no_hardship_determination",
                    "placement_internship", "failed_check_month", "check_pending", "awaiting_check",
-                   "fewer_than_consecutive_passed"]
+                   "fewer_than_consecutive_passed", "left_school"]
 
 M = TypeVar("M", bound="Model")
 
@@ -115,11 +115,11 @@ class Rule(Model):
 class CheckResult(Model):
     check_id: str
     kind: Literal["routine", "targeted"]
-    result: Literal["passed", "forced_pass", "excused", "failed", "pending", "placement"]
+    result: Literal["passed", "forced_pass", "excused", "failed", "pending", "placement", "left"]
     reason: Annotated[
         Literal[None, "leave", "cognitive_internship", "shadowing_internship", "no_capture",
                 "leave_reported_late", "unfiled_internship", "not_enrolled_in_time",
-                "leave_in_targeted_check", "verdict_pending"],
+                "leave_in_targeted_check", "verdict_pending", "internship_filed_late"],
         {"description": "excuse when excused; why when failed or pending"}]
     event_ids: EventIds
 
@@ -134,7 +134,8 @@ class Replaced(Model):
 class MonthStatus(Model):
     month: Month
     status: MonthStatusName
-    outcome: Annotated[Outcome, {"description": "what the rules count: placement months count as passed"}]
+    outcome: Annotated[Outcome, {"description": "what the rules count: placement months count as passed;"
+                                                " left: after the student left school"}]
     provisional: Annotated[bool, {"description": "took part under a provisional enrolment"}]
     excuse: Literal[None, "leave", "cognitive_internship", "shadowing_internship"]
     replaced: Annotated[Replaced | None,

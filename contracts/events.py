@@ -27,6 +27,7 @@ CheckKind = Literal["routine", "targeted"]
 AbsenceReason = Literal["leave", "cognitive_internship", "shadowing_internship"]
 HardshipLevel = Literal["especially_difficult", "difficult", "not_difficult"]
 AuthorityLevel = Literal["province", "city", "county"]
+LeavingReason = Literal["withdrawn", "graduated", "transferred"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,21 @@ class StudentRegistered(StudentDetails):
 
     VERSION: ClassVar[int] = 2
     school: SchoolRef
+
+
+@event
+class StudentLeft(Event):
+    """The student left school (离校) on ``left_on``: withdrew or dropped out (``withdrawn``, 退学),
+    graduated (``graduated``, 毕业) or transferred to another school (``transferred``, 转学;
+    ``to_school_id`` names the destination when it is known). Recorded by the student's school or by
+    operations, once; eligibility pays no aid from the month after ``left_on`` (the leaving month
+    itself is paid), and checks opened after ``left_on`` do not concern the student."""
+
+    student_id: str
+    school_id: str
+    reason: LeavingReason
+    left_on: str
+    to_school_id: str | None = None
 
 
 # --------------------------------------------------------------------------- schools, terminals
@@ -612,6 +628,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TerminalRevoked,
     StudentRegisteredV1,
     StudentRegistered,
+    StudentLeft,
     CaptureSubmitted,
     CaptureVerified,
     CaptureRejected,

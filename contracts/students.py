@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from contracts.envelope import Envelope
-from contracts.events import SchoolRef, SchoolRegistered, StudentRegistered
+from contracts.events import SchoolRef, SchoolRegistered, StudentLeft, StudentRegistered
 from contracts.readmodel import fold
 
 
@@ -31,11 +31,17 @@ class StudentView:
     registered: StudentRegistered | None = None
     enrolled_mode: str | None = None
     enrolled_semesters: list[str] = field(default_factory=list)
+    left: StudentLeft | None = None
     version: int = 0
 
     @property
     def school_id(self) -> str | None:
         return self.registered.school.school_id if self.registered else None
+
+    @property
+    def has_left(self) -> bool:
+        """Left school (StudentLeft: withdrawn, graduated or transferred)."""
+        return self.left is not None
 
 
 def student_view(student_id: str, events: Iterable[Envelope]) -> StudentView:
@@ -44,6 +50,7 @@ def student_view(student_id: str, events: Iterable[Envelope]) -> StudentView:
             view, registered=StudentRegistered(**{**p, "school": SchoolRef(**p["school"])})),
         "StudentEnrolled": lambda view, p: replace(
             view, enrolled_mode=p["mode"], enrolled_semesters=[*view.enrolled_semesters, p["semester"]]),
+        "StudentLeft": lambda view, p: replace(view, left=StudentLeft(**p)),
     })
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from backbone.fields import BASE64_PATTERN, Id, Image, Model, Name, Note
+from backbone.fields import BASE64_PATTERN, Day, Id, Image, Model, Name, Note
 
 StudentNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{4,40}$", examples=["G41010220070307001X"])]
 """The national student number (全国学籍系统学号): 4-40 letters or digits."""
@@ -138,6 +138,31 @@ class Student(Model):
     proposed_aid: bool
     enrolled: str | None
     semesters: list[str]
+    left_on: str | None = Field(None, description="the day the student left school (离校), if recorded")
+    leaving_reason: Literal["withdrawn", "graduated", "transferred"] | None = None
+    to_school_id: str | None = Field(None, description="the destination of a transfer, when known")
+
+
+# ----------------------------------------------------------------------------- leaving school
+
+
+class RecordLeaving(Model):
+    """The student left school on ``left_on`` (today or earlier): withdrew or dropped out
+    (``withdrawn``, 退学), graduated (``graduated``, 毕业) or transferred (``transferred``, 转学) to
+    another school, ``to_school_id`` when known (only for a transfer). Aid stops from the next month."""
+
+    reason: Literal["withdrawn", "graduated", "transferred"]
+    left_on: Day
+    to_school_id: Id | None = None
+
+
+class Left(Model):
+    student_id: str
+    school_id: str
+    reason: str
+    left_on: str
+    to_school_id: str | None
+    aid_stops_from: str = Field(description="the first month (YYYY-MM) without aid: the month after left_on")
 
 
 # ----------------------------------------------------------------------------- captures

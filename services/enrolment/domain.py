@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from backbone.errors import Conflict, DomainError, Forbidden, NotFound
 from contracts.calendar import semester_of
@@ -32,6 +32,7 @@ from contracts.events import (
     SchoolRef,
     SchoolRegistered,
     StudentEnrolled,
+    StudentLeft,
     StudentRegistered,
     TerminalRegistered,
     TerminalRevoked,
@@ -41,6 +42,7 @@ from contracts.readmodel import fold
 from contracts.students import SchoolView, StudentView
 from services.enrolment.commands import (
     FileEvidence,
+    RecordLeaving,
     RegisterSchool,
     RegisterStudent,
     RegisterTerminal,
@@ -160,6 +162,41 @@ def registered_at(view: StudentView, school_id: str) -> StudentRegistered:
     return view.registered
 
 
+# ----------------------------------------------------------------------------- leaving school
+
+
+def record_leaving(view: StudentView, command: RecordLeaving, today: date) -> StudentLeft:
+    """The student's leaving (离校: withdrawn, graduated, transferred), recorded once, on a day that
+    has come (Asia/Shanghai). Who may record it (the student's school, operations) is the edge's."""
+    if view.registered is None:
+        raise NotFound("UNKNOWN_STUDENT", f"no registered student {view.student_id}")
+    if view.left is not None:
+        raise Conflict("ALREADY_LEFT",
+                       f"student {view.student_id} left school on {view.left.left_on} already")
+    if command.left_on > today:
+        raise Unprocessable("BAD_DATE", "left_on is in the future; record a leaving on or after its day")
+    school_id = view.registered.school.school_id
+    if command.to_school_id is not None and command.reason != "transferred":
+        raise Unprocessable("BAD_FIELD", "to_school_id names the destination of a transfer only")
+    if command.to_school_id == school_id:
+        raise Unprocessable("SAME_SCHOOL", "a transfer goes to another school")
+    return StudentLeft(student_id=view.student_id, school_id=school_id, reason=command.reason,
+                       left_on=command.left_on.isoformat(), to_school_id=command.to_school_id)
+
+
+def aid_stops_from(left_on: str) -> str:
+    """The first month without aid: the month after the leaving day (``YYYY-MM``)."""
+    day = date.fromisoformat(left_on)
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def require_at_school(view: StudentView) -> None:
+    """Refuse (409 ``STUDENT_LEFT``) what only a student still at school does."""
+    if view.left is not None:
+        raise Conflict("STUDENT_LEFT", f"student {view.student_id} left school on {view.left.left_on}")
+
+
 # ----------------------------------------------------------------------------- captures
 
 
@@ -174,6 +211,7 @@ class Station:
 def check_capture(view: StudentView, station: Station) -> None:
     """Every refusal of a new capture, decided before any photo is stored."""
     registered_at(view, station.school_id)
+    require_at_school(view)
     if view.enrolled_mode in FINAL_MODES:
         raise Conflict("ALREADY_ENROLLED", "a student is captured once during their time at school")
 
@@ -212,6 +250,7 @@ def check_evidence(view: StudentView) -> str:
     """Every refusal of an evidence filing, before the photo is stored; the student's school."""
     if view.registered is None:
         raise NotFound("UNKNOWN_STUDENT", f"no registered student {view.student_id}")
+    require_at_school(view)
     if view.enrolled_mode in FINAL_MODES:
         raise Conflict("ALREADY_ENROLLED", f"the student is enrolled already ({view.enrolled_mode})")
     return view.registered.school.school_id

@@ -13,6 +13,7 @@ from backbone.eventstore import ConcurrencyError
 from backbone.issuer import new_terminal_secret, secret_hash
 from backbone.messaging import BlobStoreProvider, EventStoreProvider, event_consumer, output_event_id
 from contracts import Actor, build_envelope
+from contracts.calendar import local_date
 from contracts.envelope import Envelope
 from contracts.students import (
     StudentView,
@@ -29,6 +30,8 @@ from services.enrolment.commands import (
     FileEvidence,
     ImportReport,
     ImportStudents,
+    Left,
+    RecordLeaving,
     Registered,
     RegisterSchool,
     RegisterStudent,
@@ -214,7 +217,26 @@ class EnrolmentService(EdgeService):
             name_masked=r.name_masked, id_number_masked=r.id_number_masked, grade=r.grade,
             class_name=r.class_name, major=r.major, enrolment_year=r.enrolment_year,
             enrolment_season=r.enrolment_season, proposed_aid=r.proposed_aid, enrolled=view.enrolled_mode,
-            semesters=list(view.enrolled_semesters))
+            semesters=list(view.enrolled_semesters), left_on=view.left.left_on if view.left else None,
+            leaving_reason=view.left.reason if view.left else None,
+            to_school_id=view.left.to_school_id if view.left else None)
+
+    @route("POST", "/students/<student_id>/leave", roles=(*STAFF, "operations"), body=RecordLeaving,
+           returns=Left, status=201, idempotent=True)
+    def record_leaving(self, call: Call) -> Answer:
+        """Record that a student left school (withdrawn, graduated, transferred).
+
+        The student's own school or operations; once per student (409 ``ALREADY_LEFT``); the day
+        is today or earlier (422 ``BAD_DATE``); ``to_school_id`` only for a transfer. Eligibility
+        pays no aid from the month after ``left_on`` (``aid_stops_from``)."""
+        command: RecordLeaving = call.body
+        view = student_for(call, self.store, call.path["student_id"])
+        event = domain.record_leaving(view, command, local_date(config.now()))
+        self.store.record(event, student_stream(event.student_id), call.actor(),
+                          expected_version=view.version)
+        return 201, Left(student_id=event.student_id, school_id=event.school_id, reason=event.reason,
+                         left_on=event.left_on, to_school_id=event.to_school_id,
+                         aid_stops_from=domain.aid_stops_from(event.left_on))
 
     # ------------------------------------------------------------------------- captures
     # Photos are stored only once every check that can refuse the request has passed, and removed

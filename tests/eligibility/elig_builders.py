@@ -26,7 +26,9 @@ from contracts.events import (
     ForcedPassRecorded,
     HardshipDetermined,
     HardshipRevoked,
+    InternshipDeparted,
     InternshipPlanFiled,
+    InternshipReturned,
     MonthResultsPublished,
     NationalRosterImported,
     PlacementConfirmed,
@@ -34,6 +36,7 @@ from contracts.events import (
     RosterEntry,
     SchoolRef,
     StudentEnrolled,
+    StudentLeft,
     StudentRegistered,
 )
 from contracts.identity import hash_id_number
@@ -262,6 +265,22 @@ class Log:
             at(filed_on),
             f"plan-{sid}",
         )
+
+    def departed(self, sid: str, starts_on: str, departed_on: str) -> Envelope:
+        """The departure for the plan :meth:`plan` filed for ``sid`` starting ``starts_on``."""
+        return self.add(InternshipDeparted(plan_id=f"P-{sid}-{starts_on}", student_id=sid, school_id=SCHOOL,
+                                           departed_on=departed_on), at(departed_on, 8), f"plan-{sid}")
+
+    def returned(self, sid: str, starts_on: str, returned_on: str) -> Envelope:
+        return self.add(InternshipReturned(plan_id=f"P-{sid}-{starts_on}", student_id=sid, school_id=SCHOOL,
+                                           returned_on=returned_on), at(returned_on, 8), f"plan-{sid}")
+
+    def left(self, sid: str, left_on: str, reason: str = "withdrawn", *, to_school: str | None = None,
+             recorded: datetime | None = None) -> Envelope:
+        """StudentLeft, occurring at 17:00 of ``left_on`` (recorded then, or at ``recorded``)."""
+        return self.add(StudentLeft(student_id=sid, school_id=SCHOOL, reason=reason,  # type: ignore[arg-type]
+                                    left_on=left_on, to_school_id=to_school),
+                        at(left_on, 17), f"student-{sid}", recorded=recorded)
 
     def placement(self, sid: str, starts_on: str, ends_on: str, *, grade: int = 2,
                   filed_on: str | None = "auto", placement_id: str | None = None) -> str:

@@ -21,7 +21,9 @@ from contracts.events import (
     ForcedPassRecorded,
     HardshipDetermined,
     HardshipRevoked,
+    InternshipDeparted,
     InternshipPlanFiled,
+    InternshipReturned,
     MonthResultsPublished,
     NationalRosterImported,
     PlacementConfirmed,
@@ -30,6 +32,7 @@ from contracts.events import (
     RosterEntry,
     SchoolRef,
     StudentEnrolled,
+    StudentLeft,
     StudentRegistered,
 )
 from contracts.registry import build_envelope
@@ -204,6 +207,12 @@ events_st = st.one_of(
         st.one_of(st.none(), iso_day),
     ),
     st.builds(lambda s, d: PlacementEnded(placement_id="pm", student_id=s, ended_on=d), sid, iso_day),
+    st.builds(lambda s, d: InternshipDeparted(plan_id="pl", student_id=s, school_id="A", departed_on=d),
+              sid, iso_day),
+    st.builds(lambda s, d: InternshipReturned(plan_id="pl", student_id=s, school_id="A", returned_on=d),
+              sid, iso_day),
+    st.builds(lambda s, d, r: StudentLeft(student_id=s, school_id="A", reason=r, left_on=d),
+              sid, iso_day, st.sampled_from(["withdrawn", "graduated", "transferred"])),
     st.builds(
         lambda s, d: PlacementUpdated(
             placement_id="pm", student_id=s, changes={"ends_on": d, "company": "x"}

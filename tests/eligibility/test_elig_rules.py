@@ -196,10 +196,16 @@ def test_unfiled_internship_of_three_months_with_a_failed_check_suspends_the_sem
     assert st["tuition_waiver"]["rules"][0]["rule"] == "unfiled_internship"
 
 
-def test_internship_filed_within_fifteen_days_before_departure_is_excused() -> None:
+@pytest.mark.parametrize(("filed_on", "days_before"), [("2026-10-17", 15), ("2026-10-16", 16),
+                                                      ("2026-08-01", 92)])
+def test_internship_filed_fifteen_days_or_more_before_departure_is_excused(filed_on: str,
+                                                                           days_before: int) -> None:
+    """Issue 9's reading (authoritative): fewer than 15 days before departure is late; 15 or more
+    is in time (the spotcheck service's ``filed_late`` agrees, tests/unit/test_internships.py)."""
+    assert (date(2026, 11, 1) - date.fromisoformat(filed_on)).days == days_before
     log, checks = ordinary_with_checks()
     log.pass_checks("S1", checks, except_months=["2026-11"])
-    log.plan("S1", "2026-11-01", "2027-01-31", filed_on="2026-10-20")
+    log.plan("S1", "2026-11-01", "2027-01-31", filed_on=filed_on)
     log.absent("S1", checks["2026-11"], "shadowing_internship", at("2026-11-12", 9),
                starts_on="2026-11-01", ends_on="2027-01-31")
     st = status(log, "S1")
@@ -207,13 +213,20 @@ def test_internship_filed_within_fifteen_days_before_departure_is_excused() -> N
     assert st["suspension"] is None and withheld(st) == []
 
 
-def test_internship_filed_earlier_than_fifteen_days_before_departure_counts_as_unfiled() -> None:
+@pytest.mark.parametrize(("filed_on", "days_before"), [("2026-10-18", 14), ("2026-10-31", 1),
+                                                      ("2026-11-01", 0)])
+def test_internship_filed_fewer_than_fifteen_days_before_departure_is_late(filed_on: str,
+                                                                          days_before: int) -> None:
+    assert (date(2026, 11, 1) - date.fromisoformat(filed_on)).days == days_before
     log, checks = ordinary_with_checks()
     log.pass_checks("S1", checks, except_months=["2026-11"])
-    log.plan("S1", "2026-11-01", "2027-01-31", filed_on="2026-10-10")
+    log.plan("S1", "2026-11-01", "2027-01-31", filed_on=filed_on)
     log.absent("S1", checks["2026-11"], "shadowing_internship", at("2026-11-12", 9),
                starts_on="2026-11-01", ends_on="2027-01-31")
-    assert status(log, "S1")["suspension"] is not None
+    st = status(log, "S1")
+    assert month(st, "2026-11")["checks"][0]["reason"] == "internship_filed_late"
+    assert st["suspension"] is not None and st["suspension"]["rule"] == "unfiled_internship"
+    assert withheld(st) == AUTUMN_MONTHS
 
 
 def test_unfiled_internship_month_won_back_on_appeal_lifts_the_suspension() -> None:

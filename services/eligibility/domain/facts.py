@@ -112,6 +112,24 @@ class Plan(NamedTuple):
     filed_on: str
 
 
+class Movement(NamedTuple):
+    """An internship plan's departure (InternshipDeparted) or return (InternshipReturned): ``day``
+    is ``departed_on`` or ``returned_on``; keyed by the plan id."""
+
+    ts: float
+    eid: str
+    day: str
+
+
+class Leaving(NamedTuple):
+    """StudentLeft: the student left school on ``left_on`` (withdrawn, graduated, transferred)."""
+
+    ts: float
+    eid: str
+    left_on: str
+    reason: str
+
+
 class Placement(NamedTuple):
     ts: float
     eid: str
@@ -210,7 +228,7 @@ class StudentFacts:
     __slots__ = (
         "registration", "first_registered_ts", "enrolments", "captures", "absences", "forced",
         "appeals", "resolutions", "plans", "placements", "placement_changes", "hardship", "revocations",
-        "submissions",
+        "submissions", "departures", "returns", "leaving",
     )
 
     def __init__(self) -> None:
@@ -233,6 +251,10 @@ class StudentFacts:
         # capture id -> the spot-check capture awaiting its verdict, or None once a verdict
         # (verified or rejected) is known: kept so that a late-folded submission stays answered
         self.submissions: Mapping[str, Submission | None] = _NONE
+        # internship plan id -> the departure / the return (InternshipDeparted / InternshipReturned)
+        self.departures: Mapping[str, Movement] = _NONE
+        self.returns: Mapping[str, Movement] = _NONE
+        self.leaving: Leaving | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StudentFacts) and all(
@@ -249,10 +271,12 @@ class StudentFacts:
             out["registration"] = list(self.registration)
             out["first_registered_ts"] = self.first_registered_ts
         for name in ("enrolments", "absences", "forced", "appeals", "resolutions", "plans",
-                     "placements", "hardship", "revocations"):
+                     "placements", "hardship", "revocations", "departures", "returns"):
             table: dict[str, tuple[Any, ...]] = getattr(self, name)
             if table:
                 out[name] = {k: list(v) for k, v in table.items()}
+        if self.leaving is not None:
+            out["leaving"] = list(self.leaving)
         if self.captures:
             out["captures"] = {k: [list(c) for c in captures_of(v)] for k, v in self.captures.items()}
         if self.submissions:
@@ -273,7 +297,7 @@ class StudentFacts:
         records: dict[str, Callable[..., Any]] = {
             "enrolments": Enrolment, "absences": Absence, "forced": Capture, "appeals": Appeal,
             "resolutions": Resolution, "plans": Plan, "placements": Placement, "hardship": Hardship,
-            "revocations": Revocation,
+            "revocations": Revocation, "departures": Movement, "returns": Movement,
         }
         for name, make in records.items():
             for k, v in data.get(name, {}).items():
@@ -282,6 +306,8 @@ class StudentFacts:
         for k, v in data.get("captures", {}).items():
             captures = Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
             _own(f, "captures")[sys.intern(k)] = captures
+        if data.get("leaving") is not None:
+            f.leaving = Leaving(*data["leaving"])
         for k, v in data.get("submissions", {}).items():
             _own(f, "submissions")[k] = None if v is None else Submission(*v)
         for k, v in data.get("placement_changes", {}).items():
@@ -745,6 +771,27 @@ def _appeal_resolved(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
 def _plan_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
     _keep_latest(ledger, p, "plans", p["plan_id"],
                  Plan(ts, eid, p["kind"], p["starts_on"], p["ends_on"], p["filed_on"]))
+
+
+@folds("InternshipDeparted")
+def _departed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    _keep_latest(ledger, p, "departures", p["plan_id"], Movement(ts, eid, p["departed_on"]))
+
+
+@folds("InternshipReturned")
+def _returned(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    _keep_latest(ledger, p, "returns", p["plan_id"], Movement(ts, eid, p["returned_on"]))
+
+
+@folds("StudentLeft")
+def _left(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    f = ledger.student(p["student_id"])
+    if f is None:
+        return
+    record = Leaving(ts, eid, p["left_on"], p["reason"])
+    old = f.leaving
+    if old is None or (record.ts, record.eid) > (old.ts, old.eid):
+        f.leaving = record
 
 
 @folds("PlacementConfirmed")

@@ -34,9 +34,34 @@ Decisions taken where the rules were ambiguous (each one has a test in ``tests/e
   of the month remains open. (Internships are still excused in targeted checks: open.)
 - *Internship* (cognitive, shadowing): excused, unless the internship lasts 3+ full months
   (period from the AbsenceMarked fields, else from a plan covering the check day) and no
-  InternshipPlanFiled covers the period having been filed within the 15 days before it starts;
-  then the check is failed and, if the month stays failed (no targeted pass, no approved
-  appeal), all aid of the semester (grant and waiver) is suspended.
+  InternshipPlanFiled covering the period was filed in time; then the check is failed
+  (``unfiled_internship``, or ``internship_filed_late`` when a covering plan was filed late)
+  and, if the month stays failed (no targeted pass, no approved appeal), all aid of the
+  semester (grant and waiver) is suspended (the seed: 因未按要求备案而不通过抽查的，暂停享受本学期资助).
+- *Filed in time* (issue 9, authoritative over the earlier reading "within the 15 days before"):
+  the plan's ``filed_on`` (the later of its two filings) is 15 days or more before its
+  ``starts_on`` (departure): ``starts_on - filed_on >= 15`` days. Filed 14 days before is late,
+  15 or 16 days before is in time; filed months ahead is in time. The spotcheck service applies
+  the same reading when it records ``filed_late`` (``services/spotcheck/internships.filed_late``);
+  eligibility recomputes it from the dates (older events have no ``filed_late``).
+- *Away on an internship* (InternshipDeparted, no InternshipReturned on or before the check
+  day): a check the student did not pass while away is decided by the plan even without an
+  AbsenceMarked (the departure the school recorded is the absence reason 学校在系统中标示):
+  a plan that needs no filing or was filed in time excuses it (``cognitive_internship`` /
+  ``shadowing_internship``); a plan filed late fails it with ``internship_filed_late`` (and the
+  semester's suspension above). A leave marked for that check is decided as a leave. The
+  return day itself is at school.
+- *Leaving school* (StudentLeft: withdrawn, graduated, transferred; the seed says nothing, issue 9
+  says "stops their aid from the next month"): the leaving month is the last month of aid;
+  every aid month after it is withheld (rule ``left_school``). A check opened after the leaving
+  day does not concern the student (result ``left``); a check month after the leaving month, or
+  whose every check came after the leaving day, is ``left_school`` with outcome ``left``: it
+  withholds no month up to the leaving month (not a failure) and waits for nothing (not
+  pending), and for the waiver it is not a passed month (a student who leaves before three
+  consecutive passed check months gets no waiver for the semester). Semesters that start
+  after the leaving month are not derived (unless a national roster lists the student).
+  Checks taken before the leaving day keep their results. The audit replay "as of" an instant
+  before the StudentLeft was recorded shows the earlier status.
 - *Targeted checks* replace the month's routine result, in both directions.
 - *Appeals* apply to failed months: approved and in time => "passed_on_appeal". Late (objected
   after the 5th working day after the school's first MonthResultsPublished for the month),
@@ -100,10 +125,25 @@ StudentStatus = dict[str, Any]
 :class:`contracts.eligibility_status.EligibilityStatus`."""
 
 PASSING = ("passed", "forced_pass", "excused", "placement")
+UNFILED_REASONS = ("unfiled_internship", "internship_filed_late")
 
 # Precedence of withholding rules: the first one listed is the "reason" in summaries.
-GRANT_RULES = ("roster_mismatch", "unfiled_internship", "no_hardship_determination",
+GRANT_RULES = ("left_school", "roster_mismatch", "unfiled_internship", "no_hardship_determination",
                "placement_internship", "failed_check_month")
+
+
+def month_after(month: str) -> str:
+    year, number = parse_month(month)
+    return f"{year + (number == 12):04d}-{number % 12 + 1:02d}"
+
+
+def filed_in_time(starts_on: str, filed_on: str, window_days: int) -> bool:
+    """Was an internship plan filed ``window_days`` days or more before its departure? (False for
+    unreadable dates.)"""
+    try:
+        return (date.fromisoformat(starts_on) - date.fromisoformat(filed_on)).days >= window_days
+    except ValueError:
+        return False
 
 
 def derive_all(ledger: Ledger, book: PolicyBook,
@@ -195,6 +235,22 @@ class _Student:
         self.book = book
         school = self.reg.school_id if self.reg is not None else None
         self.checks = shared.checks_for(student_id, school) if self.in_system else []
+        leaving = self.facts.leaving
+        self.left_on: date | None = None
+        self.left_month: str | None = None
+        self.left_eid: str | None = None
+        if leaving is not None:
+            try:
+                self.left_on = date.fromisoformat(leaving.left_on)
+            except ValueError:
+                pass  # an unreadable day: the leaving is ignored
+            else:
+                self.left_month = f"{self.left_on.year:04d}-{self.left_on.month:02d}"
+                self.left_eid = leaving.eid
+
+    def _left_before(self, month: str) -> bool:
+        """Had the student left school in a month before ``month``?"""
+        return self.left_month is not None and self.left_month < month
 
     # ------------------------------------------------------------------ which semesters
 
@@ -205,6 +261,9 @@ class _Student:
             candidates = {first, *(c.semester for c in self.checks),
                           *(e.semester for e in self.facts.enrolments.values())}
             found = {s for s in candidates if _valid_semester(s) and semester_key(s) >= semester_key(first)}
+            if self.left_on is not None:  # no semester that starts after the leaving month
+                last = semester_key(semester_of(self.left_on))
+                found = {s for s in found if semester_key(s) <= last}
         for semester in self.shared.roster_semesters():
             winner = self.shared.roster_winner(semester)
             if winner and _valid_semester(semester) and any(self.sid in p.entries for p in winner[1]):
@@ -334,6 +393,9 @@ class _Student:
         day = local_date(check.opens_ts)
         eids = [check.eid]
         result: dict[str, Any] = {"check_id": cid, "kind": check.kind}
+        if self.left_on is not None and day > self.left_on:
+            assert self.left_eid is not None
+            return {**result, "result": "left", "reason": None, "event_ids": _ids(eids, [self.left_eid])}
         for p in placements:
             if p.covers(day):
                 return {**result, "result": "placement", "reason": None, "event_ids": _ids(eids, p.eids)}
@@ -347,7 +409,17 @@ class _Student:
             return {**result, "result": "forced_pass", "reason": None, "event_ids": _ids(eids, [forced.eid])}
         failure = "no_capture"
         absence = facts.absences.get(cid)
-        if absence is not None:
+        away = self._away(day)
+        if away is not None and (absence is None or absence.reason != "leave"):
+            plan_id, plan = away
+            eids.extend([plan.eid, facts.departures[plan_id].eid])
+            if absence is not None:
+                eids.append(absence.eid)
+            if self._plan_in_time(plan, policy):
+                return {**result, "result": "excused", "reason": f"{plan.kind}_internship",
+                        "event_ids": _ids(eids)}
+            failure = "internship_filed_late"
+        elif absence is not None:
             eids.append(absence.eid)
             if absence.reason == "leave" and check.kind == "targeted":
                 failure = "leave_in_targeted_check"
@@ -356,12 +428,12 @@ class _Student:
                     return {**result, "result": "excused", "reason": "leave", "event_ids": _ids(eids)}
                 failure = "leave_reported_late"
             else:
-                filed, plan_eids = self._internship_filed(absence.internship_starts_on,
-                                                          absence.internship_ends_on, day, policy)
+                filed, plan_eids, late = self._internship_filed(absence.internship_starts_on,
+                                                                absence.internship_ends_on, day, policy)
                 eids.extend(plan_eids)
                 if filed:
                     return {**result, "result": "excused", "reason": absence.reason, "event_ids": _ids(eids)}
-                failure = "unfiled_internship"
+                failure = late
         closing = self.shared.closings.get(cid)
         if closing is None:
             return {**result, "result": "pending", "reason": failure, "event_ids": _ids(eids)}
@@ -373,9 +445,37 @@ class _Student:
                     "event_ids": _ids(eids, awaiting, [closing.eid])}
         return {**result, "result": "failed", "reason": failure, "event_ids": _ids(eids, [closing.eid])}
 
+    def _away(self, day: date) -> tuple[str, Any] | None:
+        """The internship plan the student was away on at ``day`` (departed on or before it, not
+        returned on or before it), the latest departure first; None when at school."""
+        away = []
+        for plan_id, departure in self.facts.departures.items():
+            plan = self.facts.plans.get(plan_id)
+            back = self.facts.returns.get(plan_id)
+            if plan is None or plan.kind not in ("cognitive", "shadowing"):
+                continue
+            if departure.day <= day.isoformat() and (back is None or back.day > day.isoformat()):
+                away.append((departure.day, plan_id, plan))
+        if not away:
+            return None
+        _, plan_id, plan = max(away)
+        return plan_id, plan
+
+    @staticmethod
+    def _plan_in_time(plan: Any, policy: Policy) -> bool:
+        """No filing needed (shorter than the threshold), or filed in time (decisions above)."""
+        try:
+            start, end = date.fromisoformat(plan.starts_on), date.fromisoformat(plan.ends_on)
+        except ValueError:
+            return False
+        if add_months(start, policy.internship_filing_from_full_months) - timedelta(days=1) > end:
+            return True
+        return filed_in_time(plan.starts_on, plan.filed_on, policy.internship_filing_window_days)
+
     def _internship_filed(self, starts_on: str | None, ends_on: str | None, day: date,
-                          policy: Policy) -> tuple[bool, list[str]]:
-        """True when the internship needs no filing or was filed as required."""
+                          policy: Policy) -> tuple[bool, list[str], str]:
+        """(True when the internship needs no filing or was filed as required, the plans' event
+        ids, the failure: ``unfiled_internship`` or ``internship_filed_late``)."""
         plans = sorted(self.facts.plans.values())
         try:
             if starts_on and ends_on:
@@ -383,24 +483,26 @@ class _Student:
             else:
                 covering = [p for p in plans if p.starts_on <= day.isoformat() <= p.ends_on]
                 if not covering:
-                    return True, []  # period unknown: treated as a short internship
+                    return True, [], ""  # period unknown: treated as a short internship
                 first = covering[0]
                 start, end = date.fromisoformat(first.starts_on), date.fromisoformat(first.ends_on)
         except ValueError:
-            return True, []
+            return True, [], ""
         if add_months(start, policy.internship_filing_from_full_months) - timedelta(days=1) > end:
-            return True, []  # shorter than the filing threshold
-        window_open = (start - timedelta(days=policy.internship_filing_window_days)).isoformat()
-        for plan in plans:
-            if plan.starts_on <= start.isoformat() and plan.ends_on >= end.isoformat() \
-                    and window_open <= plan.filed_on <= start.isoformat():
-                return True, [plan.eid]
+            return True, [], ""  # shorter than the filing threshold
+        covering = [p for p in plans if p.starts_on <= start.isoformat() and p.ends_on >= end.isoformat()]
+        for plan in covering:
+            if filed_in_time(start.isoformat(), plan.filed_on, policy.internship_filing_window_days):
+                return True, [plan.eid], ""
+        failure = "internship_filed_late" if covering else "unfiled_internship"
         return False, [p.eid for p in plans
-                       if p.starts_on <= end.isoformat() and p.ends_on >= start.isoformat()]
+                       if p.starts_on <= end.isoformat() and p.ends_on >= start.isoformat()], failure
 
     @staticmethod
     def _combine(results: list[dict[str, Any]]) -> tuple[str, str]:
-        """(outcome, status) of a month from its checks' results."""
+        """(outcome, status) of a month from its checks' results (a check after the student left
+        school counts for nothing)."""
+        results = [r for r in results if r["result"] != "left"]
         if not results:
             return "no_check", "no_check"
         kinds = {r["result"] for r in results}
@@ -421,6 +523,15 @@ class _Student:
                           key=lambda c: (c.opens_ts, c.check_id))
         routine = [self._check(c, placements, policy) for c in in_month if c.kind != "targeted"]
         targeted = [self._check(c, placements, policy) for c in in_month if c.kind == "targeted"]
+        if self.left_month is not None and (self._left_before(month) or (
+                month == self.left_month and in_month
+                and all(r["result"] == "left" for r in routine + targeted))):
+            assert self.left_eid is not None
+            return {"month": month, "status": "left_school", "outcome": "left",
+                    "provisional": participation["status"] == "provisional", "excuse": None, "replaced": None,
+                    "notes": [], "checks": routine + targeted, "event_ids": [self.left_eid],
+                    "unfiled_internship": False}
+        targeted_taken = [r for r in targeted if r["result"] != "left"]
         span = (first_day(month), last_day(month))
         taking_part = participation["status"] in ("enrolled", "provisional")
         excuse = None
@@ -429,7 +540,7 @@ class _Student:
         elif not taking_part and (routine or participation["status"] == "not_enrolled_in_time"):
             outcome, status = "failed", "not_enrolled_in_time"
             routine = [{**r, "result": "failed", "reason": "not_enrolled_in_time"}
-                       if r["result"] != "placement" else r for r in routine]
+                       if r["result"] not in ("placement", "left") else r for r in routine]
         else:
             outcome, status = self._combine(routine)
             if status == "no_check" and any(p.touches(*span) for p in placements):
@@ -441,11 +552,11 @@ class _Student:
             event_ids = _ids(event_ids, *(p.eids for p in placements if p.touches(*span)))
         decisive = routine
         replaced = None
-        if targeted:
+        if targeted_taken:
             replaced = {"status": status, "outcome": outcome}
             outcome, _ = self._combine(targeted)
-            status, decisive = "replaced_by_targeted", targeted
-            event_ids = _ids(*(r["event_ids"] for r in targeted))
+            status, decisive = "replaced_by_targeted", targeted_taken
+            event_ids = _ids(*(r["event_ids"] for r in targeted_taken))
         notes, appeal_ids, approved = self._appeals(month)
         if appeal_ids:
             event_ids = _ids(event_ids, appeal_ids)
@@ -456,7 +567,7 @@ class _Student:
             excuses = sorted({r["reason"] for r in decisive if r["result"] == "excused"})
             excuse = excuses[0] if excuses else None
         unfiled = outcome == "failed" and any(
-            r["result"] == "failed" and r["reason"] == "unfiled_internship" for r in decisive)
+            r["result"] == "failed" and r["reason"] in UNFILED_REASONS for r in decisive)
         return {
             "month": month,
             "status": status,
@@ -561,6 +672,9 @@ class _Student:
         pending: list[dict[str, Any]] = []
         governing: list[str] = []
         rules = _semester_rules(roster, suspension)
+        if self._left_before(aid_month):
+            assert self.left_eid is not None
+            rules.insert(0, {"rule": "left_school", "month": self.left_month, "event_ids": [self.left_eid]})
         if hardship["status"] != "in_force":
             rules.append({"rule": "no_hardship_determination", "month": None,
                           "event_ids": hardship["event_ids"]})
@@ -609,7 +723,7 @@ class _Student:
             run_ids = run_ids + m["event_ids"] if outcome == "passed" else []
             if run > best:
                 best, best_ids = run, run_ids
-            possible = possible + 1 if outcome != "failed" else 0
+            possible = possible + 1 if outcome not in ("failed", "left") else 0
             best_possible = max(best_possible, possible)
         rules = _semester_rules(roster, suspension)
         if best >= need:
@@ -620,8 +734,12 @@ class _Student:
             event_ids = _ids(*(r["event_ids"] for r in rules), *(m["event_ids"] for m in months))
         else:
             failed = [m for m in months if m["outcome"] == "failed"]
+            left = [m for m in months if m["outcome"] == "left"]
+            if left:
+                rules.append({"rule": "left_school", "month": left[0]["month"],
+                              "event_ids": _ids(*(m["event_ids"] for m in left))})
             rules.append({"rule": "fewer_than_consecutive_passed", "month": None,
-                          "event_ids": _ids(*(m["event_ids"] for m in failed))})
+                          "event_ids": _ids(*(m["event_ids"] for m in failed + left))})
             decision = "denied"
             event_ids = _ids(*(r["event_ids"] for r in rules))
         return {"decision": decision, "required_consecutive": need, "longest_passed_run": best,
