@@ -5,7 +5,11 @@ extreme-poverty support (低保/特困供养), 3 orphan (孤儿), 4 disabled stu
 5 child of martyrs/heroes or of soldiers, police, firefighters killed or disabled on duty,
 6 child of entitled groups (优抚对象), 7 child of disabled parents, 8 other hardship.
 Categories 1–6 are "especially difficult" (特别困难); 7–8 are "difficult" (困难) unless the school
-judges them especially difficult.
+judges them especially difficult. A student the school judges especially difficult without a
+listed category is especially difficult too (第十二条: "及由本实施细则认定的其他特别困难学生").
+
+The yearly procedure (cases from notice to archive) is in :mod:`services.hardship.domain.cases`;
+the questionnaire in :mod:`.scoring`; the policy data in :mod:`.policy`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,9 @@ METHODS = frozenset({"information_comparison", "quantitative_assessment", "schoo
 
 
 def level_for(categories: tuple[int, ...], judged_especially_difficult: bool = False) -> str:
-    if not categories:
-        return "not_difficult"
     if judged_especially_difficult or ESPECIALLY_DIFFICULT_CATEGORIES.intersection(categories):
         return "especially_difficult"
-    return "difficult"
+    return "difficult" if categories else "not_difficult"
 
 
 def hardship_stream(student_id: str) -> str:
