@@ -20,6 +20,11 @@ def school_stream(school_id: str) -> str:
     return f"school-{school_id}"
 
 
+def results_stream(school_id: str, month: str) -> str:
+    """A school's publication of one month's results (MonthResultsPublished, by spotcheck)."""
+    return f"results-{school_id}-{month}"
+
+
 def capture_stream(capture_id: str) -> str:
     """A capture's stream: CaptureSubmitted (enrolment or spotcheck), then facematch's verdict."""
     return f"capture-{capture_id}"

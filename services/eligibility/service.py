@@ -25,6 +25,7 @@ from services.eligibility.commands import (
     SummaryQuery,
 )
 from services.eligibility.projection.provider import ProjectionProvider
+from services.eligibility.results import ResultsRoutes
 
 # Every type, also those the rules ignore: ``replay --verify`` counts what the projection processed.
 EVENT_TYPES = sorted({cls.TYPE for cls in ALL_EVENTS})
@@ -38,7 +39,7 @@ def _month(month: str) -> str:
     return month
 
 
-class EligibilityService(EdgeService):
+class EligibilityService(ResultsRoutes, EdgeService):
     name = "eligibility"
     projection = ProjectionProvider()
     store = EventStoreProvider()

@@ -126,9 +126,13 @@ class PublishResults(Model):
 
 
 class Published(Model):
+    """The publication, and the last day a student may object to the month's results (the 5th
+    working day after it, 规程 十.4; null when the working-day calendar lacks that year)."""
+
     school_id: str
     month: str
     published_on: str
+    objection_ends_on: str | None = None
 
 
 # ----------------------------------------------------------------------------- internships, placements

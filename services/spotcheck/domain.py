@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from backbone.errors import Conflict, DomainError, Forbidden, NotFound
@@ -35,6 +35,8 @@ from contracts.events import (
 )
 from contracts.readmodel import fold
 from contracts.students import SchoolView, StudentView
+from contracts.students import results_stream as results_stream  # a school's month publication
+from contracts.workdays import WorkCalendarError, load_work_calendar, objection_window_end
 from services.spotcheck.commands import ForcePass, MarkAbsence, OpenCheck, PublishResults, SubmitCapture
 
 EARLIEST_OPEN = time(10, 0)
@@ -44,6 +46,7 @@ FORCED_PASS_ATTEMPTS = 3
 LEAVE_REPORT_LIMIT = timedelta(hours=2)
 CLOCK_SKEW = timedelta(minutes=5)
 LEVELS = ("province", "city", "county")
+OBJECTION_WORKING_DAYS = 5  # 规程 十.4: 在结果生成的5个工作日内
 Status = Literal["submitted", "verified", "rejected"]
 
 
@@ -53,12 +56,6 @@ Status = Literal["submitted", "verified", "rejected"]
 def check_stream(check_id: str) -> str:
     """A check: opened, absences, forced passes, closed."""
     return f"check-{check_id}"
-
-
-
-def results_stream(school_id: str, month: str) -> str:
-    """A school's publication of one month's results."""
-    return f"results-{school_id}-{month}"
 
 
 # ----------------------------------------------------------------------------- read models
@@ -328,3 +325,14 @@ def publish_results(command: PublishResults, previous: Iterable[Envelope],
                                             " were published already")
     return MonthResultsPublished(school_id=command.school_id, month=command.month,
                                  published_on=today.isoformat())
+
+
+def objection_ends_on(published_on: str) -> str | None:
+    """The last day a student may object to results published on ``published_on``: the 5th
+    working day after it (Chinese working days, contracts.workdays); None when the working-day
+    calendar lacks that year."""
+    try:
+        return objection_window_end(load_work_calendar(), date.fromisoformat(published_on),
+                                    OBJECTION_WORKING_DAYS).isoformat()
+    except WorkCalendarError:
+        return None

@@ -221,7 +221,8 @@ class SpotcheckService(EdgeService):
         event = domain.publish_results(command, previous, config.now())
         version = previous[-1].stream_version if previous else 0
         self.store.record(event, stream, call.actor(), expected_version=version)
-        return 201, Published(school_id=event.school_id, month=event.month, published_on=event.published_on)
+        return 201, Published(school_id=event.school_id, month=event.month, published_on=event.published_on,
+                              objection_ends_on=domain.objection_ends_on(event.published_on))
 
     # ------------------------------------------------------------------------- internships, placements
 

@@ -506,7 +506,9 @@ def test_only_a_terminal_records_a_forced_pass(spotcheck: SpotcheckService, stor
 def test_a_school_publishes_a_months_results_once(spotcheck: SpotcheckService, store: FakeStore,
                                                   staff: str) -> None:
     first = ask(spotcheck.publish_results, staff, {"school_id": "SC1", "month": "2026-10"})
-    assert first == (201, {"school_id": "SC1", "month": "2026-10", "published_on": DAY})
+    # objections until the 5th working day after Wednesday Oct 14: Wednesday Oct 21
+    assert first == (201, {"school_id": "SC1", "month": "2026-10", "published_on": DAY,
+                           "objection_ends_on": "2026-10-21"})
     again = ask(spotcheck.publish_results, staff, {"school_id": "SC1", "month": "2026-10"})
     assert (again[0], again[1]["error"]) == (409, "ALREADY_PUBLISHED")
     published = only(store.recorded, "MonthResultsPublished")
