@@ -1,5 +1,6 @@
 """Operations commands: ``aid migrate``, ``aid dlq list|replay SERVICE``, ``aid contracts check``,
-``aid auth init|serve|token`` (the embedded development identity provider).
+``aid auth init|serve|token`` (the embedded development identity provider), ``aid sim ...`` (the
+terminal simulator, :mod:`simulator.cli`).
 
 Run as ``python -m backbone.cli ...`` or, once installed, ``aid ...``.
 """
@@ -102,7 +103,18 @@ def _auth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim(args: argparse.Namespace) -> int:
+    from simulator.cli import main as sim_main
+
+    return sim_main(list(args.args))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:  # the simulator parses its own arguments, --help included
+        from simulator.cli import main as sim_main
+
+        return sim_main(argv[1:])
     parser = argparse.ArgumentParser(prog="aid", description="Student-aid system operations.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("migrate", help="create the database if needed and apply pending schema migrations")
@@ -133,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     p.set_defaults(func=_auth)
+    p = sub.add_parser("sim", add_help=False, help="the terminal simulator: drive a semester by hand"
+                                                   " (aid sim --help)")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_sim)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
