@@ -549,6 +549,7 @@ class HardshipNoticePublished(Event):
     case_ids: list[str]
     published_on: str
     objections_until: str
+    determination_ids: list[str] = field(default_factory=list)
 
 
 @event
