@@ -151,6 +151,14 @@ def _school_of(student: StudentView) -> str:
     return student.registered.school.school_id
 
 
+def _require_at_school(student: StudentView, day: date) -> None:
+    """Refuse (409 ``STUDENT_LEFT``) a student who left school before ``day``: checks after the
+    leaving day do not concern them (eligibility does not count them)."""
+    left = student.left
+    if left is not None and day.isoformat() > left.left_on:
+        raise Conflict("STUDENT_LEFT", f"student {student.student_id} left school on {left.left_on}")
+
+
 def _unique(ids: Sequence[str] | None) -> list[str] | None:
     return None if ids is None else list(dict.fromkeys(ids))
 
@@ -197,9 +205,11 @@ def open_check(command: OpenCheck, level: str, now: datetime) -> CheckOpened:
 def require_targets(check: CheckOpened, students: Mapping[str, StudentView],
                     schools: Mapping[str, SchoolView]) -> None:
     """A targeted check's students are registered, at directly administered schools."""
+    day = datetime.fromisoformat(check.opens_at).date()
     for student_id in check.student_ids or ():
         student = students.get(student_id, StudentView(student_id))
         school = schools.get(_school_of(student))
+        _require_at_school(student, day)
         if school is None or school.registered is None or not school.registered.directly_administered:
             raise DomainError("NOT_DIRECTLY_ADMINISTERED",
                               f"student {student_id} is not at a directly administered school (直属学校);"
@@ -245,6 +255,7 @@ def submit_capture(view: CheckView, command: SubmitCapture, student: StudentView
     check = _require_window(view, at, "captures")
     school_id = _school_of(student)
     _require_in_scope(check, student.student_id, school_id)
+    _require_at_school(student, view.window()[0].date())
     if not enrolled_for(student, check.semester):
         raise Conflict("NOT_ENROLLED",
                        "the student has no face enrolment for this semester; captures cannot be matched")
@@ -266,6 +277,7 @@ def mark_absence(view: CheckView, command: MarkAbsence, student: StudentView,
     check = require_open(view)
     school_id = _school_of(student)
     _require_in_scope(check, student.student_id, school_id)
+    _require_at_school(student, view.window()[0].date())
     reported = command.reported_at or at
     if reported > at + CLOCK_SKEW:
         raise DomainError("BAD_TIME", "reported_at is in the future")
@@ -295,6 +307,7 @@ def force_pass(view: CheckView, command: ForcePass, student: StudentView, termin
     check = _require_window(view, at, "forced passes")
     school_id = _school_of(student)
     _require_in_scope(check, student.student_id, school_id)
+    _require_at_school(student, view.window()[0].date())
     if student.student_id in view.forced:
         raise Conflict("ALREADY_FORCED",
                        f"student {student.student_id} was force-passed in this check already")

@@ -3,7 +3,7 @@ side (eligibility's side: tests/eligibility/test_elig_rules.py), on plain data."
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -14,6 +14,8 @@ from contracts import Actor, build_envelope
 from contracts.students import StudentView, student_view
 from services.enrolment import commands as enrol_cmd
 from services.enrolment import domain as enrol
+from services.spotcheck import commands as spot_cmd
+from services.spotcheck import domain as spot
 from services.spotcheck import internships
 from services.spotcheck.commands import FileInternshipPlan
 
@@ -104,3 +106,38 @@ def test_a_plan_filed_fewer_than_fifteen_days_before_departure_is_late(filed_on:
     event, warnings = internships.file_plan(command, view(), TODAY)
     assert event.filed_late is late
     assert bool(warnings) is late
+
+
+# --------------------------------------------------------------------------- spotcheck: after the leaving day
+
+
+def check_on(day: str, kind: str = "routine", students: list[str] | None = None) -> spot.CheckView:
+    opened = ev.CheckOpened(check_id="C1", kind=kind, semester="2026-autumn", month=day[:7],  # type: ignore[arg-type]
+                            opens_at=f"{day}T10:00:00+08:00", closes_at=f"{day}T15:00:00+08:00",
+                            initiated_by="province", student_ids=students)
+    return spot.CheckView("C1", opened=opened)
+
+
+def enrolled_left(left_on: str) -> StudentView:
+    student = view(ev.StudentEnrolled(student_id="A0001", school_id="SC1", semester="2026-autumn",
+                                      mode="verified", capture_id="c"),
+                   ev.StudentLeft(student_id="A0001", school_id="SC1", reason="withdrawn", left_on=left_on))
+    return student
+
+
+def test_a_student_who_left_takes_no_part_in_later_checks() -> None:
+    at = datetime.fromisoformat("2026-11-12T11:00:00+08:00")
+    capture = spot_cmd.SubmitCapture.model_validate({"student_id": "A0001", "frames": ["AAAA"]}, strict=False)
+    absence = spot_cmd.MarkAbsence.model_validate({"student_id": "A0001", "reason": "leave"}, strict=False)
+    device = spot.Device("terminal", "T1")
+    for action in (lambda s: spot.submit_capture(check_on("2026-11-12"), capture, s, device, ["blob:x"], at),
+                   lambda s: spot.mark_absence(check_on("2026-11-12"), absence, s, at)):
+        with pytest.raises(DomainError) as err:
+            action(enrolled_left("2026-11-11"))
+        assert (err.value.status, err.value.code) == (409, "STUDENT_LEFT")
+        action(enrolled_left("2026-11-12"))  # left on the check day: still takes part
+    targeted = check_on("2026-11-12", "targeted", ["A0001"])
+    assert targeted.opened is not None
+    with pytest.raises(DomainError) as err:
+        spot.require_targets(targeted.opened, {"A0001": enrolled_left("2026-11-01")}, {})
+    assert err.value.code == "STUDENT_LEFT"
