@@ -36,7 +36,7 @@ class Aid:
     eligibility: Proc
     seq: int = 100
 
-    def token(self, role: str = "school", school: str = "SC1", **area: str) -> str:
+    def token(self, role: str = "school", school: str = "SC1", **area: Any) -> str:
         if role == "school":
             return self.system.token("school", school=school, sub=f"staff:{school}")
         return self.system.token(role, **area)
