@@ -43,6 +43,20 @@ REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
                            " follow the prompts and capture again."),
     "LIVENESS_IDENTITY_CHANGED": ("采集过程中人员发生变化，请本人连续完成采集。",
                                   "The person changed during the capture; one person must complete it."),
+    "LIVENESS_NO_CHALLENGE": ("采集未使用服务器下发的活体动作指令，请更新终端或应用后重新采集。",
+                              "The capture did not answer a liveness challenge from the server;"
+                              " update the terminal or app and capture again."),
+    "LIVENESS_TIMING": ("照片的拍摄时间不连续，请一次连续完成采集。",
+                        "The frames' times are missing or not one continuous take; capture again in one go."),
+    "LIVENESS_DISCONTINUOUS": ("照片不是同一次连续拍摄（人脸位置、背景或光线突变），请本人现场连续采集。",
+                               "The frames are not one continuous take (the face, background or light"
+                               " jumps); the student must be captured live in one go."),
+    "LIVENESS_FLAT": ("疑似在摄像头前移动照片或屏幕，请本人现场采集。",
+                      "A flat picture (a photo or a screen) seems to be moved in front of the camera;"
+                      " the student must be captured in person."),
+    "LIVENESS_WRONG_ACTION": ("完成的动作与提示不符，请按提示的动作重新采集。",
+                              "The action shown is not the one asked for; follow the prompt and capture"
+                              " again."),
     # matching
     "NO_MATCH": ("人脸与登记的人脸不一致。", "The face does not match the enrolled face."),
     "PROXY_SUSPECT": ("疑似他人代替签到：人脸与本校另一名学生相符，已记录待核查。",
@@ -71,3 +85,35 @@ UNKNOWN = ("未通过人脸核验。", "The face check did not pass.")
 def describe(code: str) -> tuple[str, str]:
     """(Chinese, English) text of a reason code; a general text for a code this table lacks."""
     return REASONS.get(code, UNKNOWN)
+
+
+# What an eligibility status says of a check (``checks[].reason``: an excuse when excused, why
+# when failed or pending) and of a month's grant (``grant[].rules[].rule``), in Chinese and
+# English: the monthly results list and consoles show these.
+CHECK_REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "leave": ("请假", "on leave"),
+    "cognitive_internship": ("认识实习", "on a cognitive internship"),
+    "shadowing_internship": ("跟岗实习", "on a shadowing internship"),
+    "no_capture": ("未参加抽查", "did not take part in the check"),
+    "leave_reported_late": ("请假手续未在抽查开始2小时内报送", "the leave papers came more than 2 hours after"
+                            " the check opened"),
+    "unfiled_internship": ("外出实习三个月以上未备案实习计划",
+                           "away on an internship of 3 full months or more without a filed plan"),
+    "internship_filed_late": ("实习计划未在外出实习15日前备案", "the internship plan was filed fewer than 15"
+                              " days before departure"),
+    "not_enrolled_in_time": ("未按期完成新增采集", "the new capture was not done by the deadline"),
+    "leave_in_targeted_check": ("定向抽查不适用请假", "a leave does not excuse a targeted check"),
+    "verdict_pending": ("核验结果待出", "the face-check verdict has not come yet"),
+})
+
+AID_RULES: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "left_school": ("已离校", "left school"),
+    "roster_mismatch": ("与全国学生资助管理信息系统名单不一致",
+                        "not on both the system's and the national list"),
+    "unfiled_internship": ("外出实习未按要求备案，暂停本学期资助", "internship not filed as required: the"
+                           " semester's aid is suspended"),
+    "no_hardship_determination": ("未认定为家庭经济困难学生", "no family-hardship determination in force"),
+    "placement_internship": ("顶岗实习期间暂停国家助学金",
+                             "the grant is suspended during a placement internship"),
+    "failed_check_month": ("抽查未通过", "a check month was failed"),
+})

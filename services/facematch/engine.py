@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from services.facematch import matching
 from services.facematch.calibration import (
+    BURST_FUSE_FRAMES,
     ID_CARD,
     LIVE,
     MODEL_VERSION,
@@ -35,13 +36,14 @@ from services.facematch.calibration import (
 from services.facematch.decode import RGBImage, decode_image, open_header
 from services.facematch.detection import FaceBox, FaceDetector, single_face
 from services.facematch.embedding import Aligned, Embedding, FaceEncoder
-from services.facematch.liveness import FrameSignal, assess_liveness
+from services.facematch.geometry import grey
+from services.facematch.liveness import Challenge, FrameSignal, assess_challenge, assess_liveness, context_of
 from services.facematch.mesh import FaceMesher, MeshMeasures
 from services.facematch.quality import QualityReport, measure_quality
 from services.facematch.reasons import Code, FaceError
 from services.facematch.templates import Template
 
-__all__ = ["FaceAnalysis", "FaceEngine", "Outcome"]
+__all__ = ["FaceAnalysis", "FaceEngine", "Outcome", "frame_rank"]
 
 # a frame with one of these makes the whole capture unusable; NO_FACE frames are only skipped
 _FATAL_FRAME_CODES = frozenset(
@@ -96,16 +98,21 @@ class FaceAnalysis:
     mesh: MeshMeasures | None
     aligned: Aligned
     embedding: Embedding
+    #: grey thumbnail of the frame around the face (`liveness.context_of`) and the frame's size
+    context: NDArray[np.float32] | None = field(default=None, repr=False)
+    frame_size: tuple[int, int] = (0, 0)
 
     @property
     def signal(self) -> FrameSignal:
         shape = self.mesh.points if self.mesh is not None else self.aligned.landmarks
-        return FrameSignal(yaw_deg=self.quality.yaw_deg, ear=self.quality.ear, shape=shape)
+        box = (self.face.x, self.face.y, self.face.width, self.face.height)
+        return FrameSignal(yaw_deg=self.quality.yaw_deg, ear=self.quality.ear, shape=shape, box=box,
+                           context=self.context, frame_size=self.frame_size)
 
 
 @dataclass
 class _Capture:
-    best: FaceAnalysis | None
+    probe: Embedding | None  # the decision embedding (fused burst), None when the capture is refused
     reasons: list[str]
     quality: dict[str, float | None]
     liveness: dict[str, object]
@@ -159,7 +166,10 @@ class FaceEngine:
             clock.lap("align")
             embedding = self._encoder.embed(aligned)
             clock.lap("embed")
-        return FaceAnalysis(_rescale(face, source_scale), quality, mesh, aligned, embedding)
+            received = _rescale(face, source_scale)
+            context = context_of(grey(image), (face.x, face.y, face.width, face.height))
+            size = (round(image.shape[1] * source_scale), round(image.shape[0] * source_scale))
+        return FaceAnalysis(received, quality, mesh, aligned, embedding, context, size)
 
     def reenrol(self, template: Template, photo: bytes, now: datetime) -> Template:
         """A template of the current model version made from the stored enrolment photo of an
@@ -179,15 +189,17 @@ class FaceEngine:
         *,
         existing_templates: Sequence[Template] = (),
         student_id: str | None = None,
+        challenge: Challenge | None = None,
     ) -> Outcome:
         """New capture: the live burst, optionally confirmed against the ID-card photo (with the
-        ID-card threshold). `existing_templates` (e.g. the school's, or the province's) are
-        searched for the same face under another student id: DUPLICATE_IDENTITY."""
-        capture = self._capture(frames, channel)
+        ID-card threshold). The template is the fused embedding of the burst's usable frames.
+        `existing_templates` (the province's) are searched for the same face under another
+        student id: DUPLICATE_IDENTITY."""
+        capture = self._capture(frames, channel, challenge)
         threshold = self.id_card.threshold if id_photo is not None else self.live.threshold
-        if capture.best is None:
+        if capture.probe is None:
             return _outcome(capture, threshold)
-        probe = capture.best.embedding
+        probe = capture.probe
         reasons: list[str] = []
         dist: float | None = None
         if id_photo is not None:
@@ -210,7 +222,12 @@ class FaceEngine:
         return _outcome(capture, threshold, dist, reasons, dupes[0].student_id if dupes else None)
 
     def verify(
-        self, frames: list[bytes], template: Template, school_templates: list[Template], channel: str
+        self,
+        frames: list[bytes],
+        template: Template,
+        school_templates: list[Template],
+        channel: str,
+        challenge: Challenge | None = None,
     ) -> Outcome:
         """Spot-check capture against the student's enrolled template (1:1), and against the
         other templates of the school (1:N): PROXY_SUSPECT when another student's template is
@@ -219,10 +236,10 @@ class FaceEngine:
         if template.model_version != self.model_version:
             capture = _Capture(None, [Code.MODEL_VERSION_MISMATCH], {}, {})
             return _outcome(capture, threshold)
-        capture = self._capture(frames, channel)
-        if capture.best is None:
+        capture = self._capture(frames, channel, challenge)
+        if capture.probe is None:
             return _outcome(capture, threshold)
-        probe = capture.best.embedding
+        probe = capture.probe
         dist = float(matching.distances(probe, [template.vector])[0])
         reasons: list[str] = [] if matching.is_match(dist, threshold) else [Code.NO_MATCH]
         proxy = matching.proxy_suspect(probe, template, school_templates, threshold)
@@ -230,7 +247,7 @@ class FaceEngine:
             reasons.append(Code.PROXY_SUSPECT)
         return _outcome(capture, threshold, dist, reasons, proxy.student_id if proxy else None)
 
-    def _capture(self, frames: Sequence[bytes], channel: str) -> _Capture:
+    def _capture(self, frames: Sequence[bytes], channel: str, challenge: Challenge | None = None) -> _Capture:
         try:
             liveness_required = self.policy.requires_liveness(channel)
         except ValueError as error:
@@ -240,6 +257,8 @@ class FaceEngine:
         limits = self.policy.limits
         if len(frames) > limits.max_frames or (liveness_required and len(frames) < limits.min_frames):
             return _Capture(None, [Code.LIVENESS_FRAME_COUNT], {}, {"required": liveness_required})
+        if liveness_required and challenge is None and channel not in self.policy.unchallenged:
+            return _Capture(None, [Code.LIVENESS_NO_CHALLENGE], {}, {"required": True, "challenge": None})
         try:  # every header first: one oversized or broken frame refuses the burst before any decoding
             for data in frames:
                 open_header(data, self.decode_limits)
@@ -259,7 +278,11 @@ class FaceEngine:
         reasons: list[str] = list(best.quality.reasons)
         liveness: dict[str, object] = {"required": False, "frames": len(frames)}
         if liveness_required:
-            result = assess_liveness([a.signal for a in analyses], limits)
+            signals = [a.signal for a in analyses]
+            if challenge is not None:
+                result = assess_challenge(signals, challenge, limits, frames=len(frames))
+            else:
+                result = assess_liveness(signals, limits)
             liveness = result.as_dict()
             liveness["frames_without_face"] = len(frames) - len(analyses)
             reasons += result.reasons
@@ -267,12 +290,28 @@ class FaceEngine:
             liveness["identity_spread"] = round(identity_spread, 4)
             if identity_spread > self.live.threshold:
                 reasons.append(Code.LIVENESS_IDENTITY_CHANGED)
-        return _Capture(None if reasons else best, reasons, quality, liveness)
+        usable = sorted((a for a in analyses if a.quality.ok), key=frame_rank)[:BURST_FUSE_FRAMES] or [best]
+        liveness["frames_matched"] = len(usable)
+        probe = fuse([a.embedding for a in usable])
+        return _Capture(None if reasons else probe, reasons, quality, liveness)
+
+
+def fuse(embeddings: Sequence[Embedding]) -> Embedding:
+    """The burst's decision embedding: the mean of its usable frames' embeddings (measured
+    against the best single frame and the smallest distance on the shared photos; see
+    docs/benchmarks-facematch.md)."""
+    fused: Embedding = np.mean(np.stack([np.asarray(e, dtype=np.float64) for e in embeddings]), axis=0)
+    return fused
+
+
+def frame_rank(analysis: FaceAnalysis) -> tuple[float, float, float]:
+    """Sort key of frames, best first: fewest quality failures, then most frontal, then sharpest."""
+    return (float(len(analysis.quality.reasons)), abs(analysis.quality.yaw_deg), -analysis.quality.sharpness)
 
 
 def _best_frame(analyses: Sequence[FaceAnalysis]) -> FaceAnalysis:
-    """The frame to match: fewest quality failures, then most frontal, then sharpest."""
-    return min(analyses, key=lambda a: (len(a.quality.reasons), abs(a.quality.yaw_deg), -a.quality.sharpness))
+    """The frame to match (`frame_rank`)."""
+    return min(analyses, key=frame_rank)
 
 
 def _outcome(
@@ -290,7 +329,7 @@ def _outcome(
         threshold=threshold,
         quality=capture.quality,
         liveness=capture.liveness,
-        embedding=None if capture.best is None else capture.best.embedding.copy(),
+        embedding=None if capture.probe is None else capture.probe.copy(),
         suspected_student_id=suspected,
         model_version=MODEL_VERSION,
     )

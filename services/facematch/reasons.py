@@ -32,6 +32,11 @@ class Code(StrEnum):
     LIVENESS_STATIC = "LIVENESS_STATIC"
     LIVENESS_NO_ACTION = "LIVENESS_NO_ACTION"
     LIVENESS_IDENTITY_CHANGED = "LIVENESS_IDENTITY_CHANGED"
+    LIVENESS_NO_CHALLENGE = "LIVENESS_NO_CHALLENGE"  # no server-issued challenge where one is required
+    LIVENESS_TIMING = "LIVENESS_TIMING"  # client timestamps missing, not increasing, too far apart
+    LIVENESS_DISCONTINUOUS = "LIVENESS_DISCONTINUOUS"  # not one take: face jumps, background changes
+    LIVENESS_FLAT = "LIVENESS_FLAT"  # a flat picture (photo, screen) moved in front of the camera
+    LIVENESS_WRONG_ACTION = "LIVENESS_WRONG_ACTION"  # another action than the challenge asked
     # matching
     NO_MATCH = "NO_MATCH"
     PROXY_SUSPECT = "PROXY_SUSPECT"

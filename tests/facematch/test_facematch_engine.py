@@ -38,8 +38,8 @@ NOW = datetime(2025, 10, 21, 10, 0, tzinfo=UTC)
 def analysed(engine: FaceEngine, faces_dir: Path) -> dict[str, tuple[str, FaceAnalysis]]:
     """file name -> (person, analysis) for every single-face photo (odd/ is obama_2 as RGBA)."""
     found = {}
-    for person, path in labelled_images(faces_dir, exclude=["group"], alias={"odd": "obama"}):
-        found[path.name] = (person, engine.analyse(path.read_bytes()))
+    for image in labelled_images(faces_dir, exclude=["group"], alias={"odd": "obama"}):
+        found[image.path.name] = (image.person, engine.analyse(image.path.read_bytes()))
     return found
 
 
