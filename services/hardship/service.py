@@ -46,7 +46,7 @@ from services.hardship.domain.policy import HardshipPolicy, in_force, load
 
 STAFF = ("school",)
 READERS = ("school", "county", "city", "province", "auditor")
-AUTHORITY_WRITERS = ("county", "city", "province")
+REGISTRY_WRITERS = ("province",)  # the province's comparison system and departments' lists
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -189,7 +189,7 @@ class HardshipService(EdgeService):
     @route(
         "POST",
         "/registries",
-        roles=AUTHORITY_WRITERS,
+        roles=REGISTRY_WRITERS,
         body=ImportRegistry,
         status=201,
         idempotent=True,
@@ -511,19 +511,22 @@ class HardshipService(EdgeService):
         if publication is None:
             raise NotFound("UNKNOWN_NOTICE", f"no public notice {notice_id}")
         policy = policy_now()
-        rows = []
-        for seq, (case_id, det_id) in enumerate(
-            zip(publication["case_ids"], publication["determination_ids"], strict=True), 1
-        ):
+        rows: list[list[str]] = []
+        shown = dict(zip(publication["case_ids"], publication.get("determination_ids") or [], strict=False))
+        for case_id in publication["case_ids"]:
             case = cases.case_view(case_id, self.store.read_stream(cases.case_stream(case_id)))
             opened = case.opened or {}
-            det = next(d for d in case.determinations if d["determination_id"] == det_id)
+            det = next((d for d in case.determinations if d["determination_id"] == shown.get(case_id)),
+                       case.current)
+            label = policy.stages[opened["stage"]].levels.get(det["level"]) if det else None
+            if label is None:  # not identified as difficult: not listed (no one learns who applied)
+                continue
             student = student_view(
                 opened["student_id"], self.store.read_stream(student_stream(opened["student_id"]))
             )
             reg = student.registered
-            label = policy.stages[opened["stage"]].levels.get(det["level"], "不困难")
-            rows.append([str(seq), reg.name_masked if reg else "*", reg.class_name if reg else "", label])
+            name, class_name = (reg.name_masked, reg.class_name) if reg else ("*", "")
+            rows.append([str(len(rows) + 1), name, class_name, label])
         from contracts.students import school_stream, school_view
 
         school = school_view(school_id, self.store.read_stream(school_stream(school_id))).registered

@@ -225,6 +225,13 @@ def test_each_category_is_confirmed_in_the_registry_the_seed_names(
 
 
 def test_a_later_import_of_a_list_replaces_the_earlier(aid: Aid) -> None:
+    status, body = aid.call(
+        "POST",
+        "/registries",
+        {"registry": "orphan", "system": "province", "school_year": YEAR, "id_numbers": [GUARDIAN]},
+        token=aid.token("county", city=CITY, county=COUNTY),
+    )
+    assert (status, body["error"]) == (403, "ROLE_FORBIDDEN")  # lists come from the province's systems
     sid = aid.student()
     import_registry(aid, "orphan", "province", [id_number(aid.seq)])
     import_registry(aid, "orphan", "province", [id_number(999)])
@@ -521,6 +528,14 @@ def test_public_notice_objections_and_archive_of_a_school_year(aid: Aid) -> None
         token=staff,
     )
     assert (status, again["cases"]) == (201, 1)
+    status, file = aid.call(
+        "GET", f"/schools/{school}/public-notices/{again['notice_id']}/pdf?school_year={YEAR}", token=staff
+    )
+    assert (status, file["rows"]) == (
+        200,
+        0,
+    )  # not difficult after review: not listed, no one learns who applied
+    assert "测试**" not in pdf_text(base64.b64decode(file["content_base64"]))
     status, body = aid.call(
         "POST", f"/schools/{school}/archive", {"school_year": YEAR, "archived_on": "2026-10-18"}, token=staff
     )
