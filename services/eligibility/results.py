@@ -27,6 +27,7 @@ from backbone.errors import DomainError
 from backbone.fields import Model
 from contracts.calendar import parse_month
 from contracts.envelope import Envelope
+from contracts.reasons import AID_RULES, CHECK_REASONS
 from contracts.students import results_stream, student_stream
 from contracts.workdays import WorkCalendarError
 from services.eligibility.domain.calendar import semester_of_month
@@ -37,24 +38,9 @@ HEADER = ("序号", "班级", "姓名", "身份证号码", "本月抽查结果",
 TITLE = "学生资助面部识别抽查结果公示名单"
 MAX_FILE_B64 = 32 * 1024 * 1024
 
-CHECK_REASONS = {
-    "no_capture": "未参加抽查",
-    "leave_reported_late": "请假手续未在抽查开始2小时内报送",
-    "unfiled_internship": "外出实习未按要求备案",
-    "internship_filed_late": "实习计划未在外出实习15日前备案",
-    "not_enrolled_in_time": "未按期完成新增采集",
-    "leave_in_targeted_check": "定向抽查不适用请假",
-    "verdict_pending": "核验结果待出",
-}
-EXCUSES = {"leave": "请假", "cognitive_internship": "认识实习", "shadowing_internship": "跟岗实习"}
-GRANT_RULES = {
-    "left_school": "已离校",
-    "roster_mismatch": "与全国学生资助管理信息系统名单不一致",
-    "unfiled_internship": "外出实习未按要求备案，暂停本学期资助",
-    "no_hardship_determination": "未认定为家庭经济困难学生",
-    "placement_internship": "顶岗实习期间暂停国家助学金",
-    "failed_check_month": "抽查未通过",
-}
+CHECK_TEXT = {code: zh for code, (zh, _) in CHECK_REASONS.items()}
+EXCUSES = {code: CHECK_TEXT[code] for code in ("leave", "cognitive_internship", "shadowing_internship")}
+GRANT_RULES = {code: zh for code, (zh, _) in AID_RULES.items()}
 
 
 # ----------------------------------------------------------------------------- what a row says
@@ -81,10 +67,10 @@ def check_result_zh(month: Mapping[str, Any] | None) -> str:
             return f"{prefix}强行确认通过"
         excuse = month.get("excuse")
         return f"{prefix}通过（{EXCUSES[excuse]}）" if excuse in EXCUSES else f"{prefix}通过"
-    reasons = sorted({CHECK_REASONS.get(c["reason"], "未通过") for c in month["checks"]
+    reasons = sorted({CHECK_TEXT.get(c["reason"], "未通过") for c in month["checks"]
                       if c["result"] == "failed" and c["reason"]})
     if status == "not_enrolled_in_time" and not reasons:
-        reasons = [CHECK_REASONS["not_enrolled_in_time"]]
+        reasons = [CHECK_TEXT["not_enrolled_in_time"]]
     return f"{prefix}未通过" + (f"（{'；'.join(reasons)}）" if reasons else "")
 
 

@@ -173,6 +173,10 @@ def test_a_check_missed_while_away_on_a_late_filed_plan_says_so_and_suspends_the
     check = month(st, "2026-11")["checks"][0]
     assert (check["result"], check["reason"]) == ("failed", "internship_filed_late")
     assert len(check["event_ids"]) == 4  # check, plan, departure, closing
+    (note,) = month(st, "2026-11")["notes"]
+    assert note == ("check R-2026-11: not passed while away on internship plan P-S1-2026-11-01 (departed"
+                    " 2026-11-01), filed on 2026-10-25, fewer than 15 days before 2026-11-01: filed late"
+                    " (未按要求备案)")
     assert st["suspension"] is not None and st["suspension"]["months"] == ["2026-11"]
     assert withheld(st) == AUTUMN_MONTHS
     assert st["tuition_waiver"]["decision"] == "denied"
@@ -183,6 +187,19 @@ def test_a_check_missed_while_away_on_a_plan_filed_in_time_is_excused() -> None:
     nov = month(st, "2026-11")
     assert (nov["outcome"], nov["excuse"]) == ("passed", "shadowing_internship")
     assert st["suspension"] is None and withheld(st) == []
+
+
+def test_an_unfiled_or_late_internship_absence_is_explained_in_the_month() -> None:
+    late = "whose plan was filed fewer than 15 days before departure (未按要求备案)"
+    for filed_on, tail in ((None, "without a filed plan (未备案)"), ("2026-10-20", late)):
+        log, checks = history()
+        log.pass_checks("S1", checks, except_months=["2026-11"])
+        if filed_on is not None:
+            log.plan("S1", "2026-11-01", "2027-01-31", filed_on=filed_on)
+        log.absent("S1", checks["2026-11"], "shadowing_internship", at("2026-11-12", 9),
+                   starts_on="2026-11-01", ends_on="2027-01-31")
+        (note,) = month(status(log, "S1"), "2026-11")["notes"]
+        assert note == f"check R-2026-11: absent for an internship of 3 full months or more {tail}"
 
 
 def test_back_from_the_internship_before_the_check_is_an_ordinary_failure() -> None:

@@ -87,3 +87,18 @@ def test_the_objection_window_ends_on_the_fifth_working_day() -> None:
     assert results.objection_ends_on(book, "2026-11-26") == "2026-12-03"  # Thu -> next Thu
     # Sep 29, Sep 30, then the National Day holiday, then Oct 9 and Saturday Oct 10 (调休, a working day)
     assert results.objection_ends_on(book, "2026-09-28") == "2026-10-10"
+
+
+def test_every_check_reason_and_withholding_rule_has_chinese_and_english_text() -> None:
+    from typing import get_args, get_type_hints
+
+    from contracts.eligibility_status import CheckResult, unwrap
+    from contracts.reasons import AID_RULES, CHECK_REASONS
+
+    reasons = {r for r in get_args(unwrap(get_type_hints(CheckResult, include_extras=True)["reason"]))
+               if r is not None}
+    assert reasons == set(CHECK_REASONS)
+    assert set(results.GRANT_RULES) == set(AID_RULES) == {
+        "left_school", "roster_mismatch", "unfiled_internship", "no_hardship_determination",
+        "placement_internship", "failed_check_month"}
+    assert all(zh and en and zh != en for zh, en in [*CHECK_REASONS.values(), *AID_RULES.values()])

@@ -461,6 +461,33 @@ class _Student:
         _, plan_id, plan = max(away)
         return plan_id, plan
 
+    def _internship_notes(self, checks: list[CheckFact], results: list[dict[str, Any]],
+                          policy: Policy) -> list[str]:
+        """The month's explanation of each check failed for an internship filing (names no person)."""
+        notes = []
+        days = policy.internship_filing_window_days
+        by_id = {c.check_id: c for c in checks}
+        for r in results:
+            check = by_id.get(r["check_id"])
+            if r["result"] not in ("failed", "pending") or check is None:
+                continue
+            if r["reason"] == "internship_filed_late":
+                away = self._away(local_date(check.opens_ts))
+                if away is not None:
+                    plan_id, plan = away
+                    departed = self.facts.departures[plan_id].day
+                    notes.append(f"check {check.check_id}: not passed while away on internship plan {plan_id}"
+                                 f" (departed {departed}), filed on {plan.filed_on}, fewer than {days} days"
+                                 f" before {plan.starts_on}: filed late (未按要求备案)")
+                else:
+                    notes.append(f"check {check.check_id}: absent for an internship of 3 full months or"
+                                 f" more whose plan was filed fewer than {days} days before departure"
+                                 " (未按要求备案)")
+            elif r["reason"] == "unfiled_internship":
+                notes.append(f"check {check.check_id}: absent for an internship of 3 full months or more"
+                             " without a filed plan (未备案)")
+        return notes
+
     @staticmethod
     def _plan_in_time(plan: Any, policy: Policy) -> bool:
         """No filing needed (shorter than the threshold), or filed in time (decisions above)."""
@@ -558,6 +585,7 @@ class _Student:
             status, decisive = "replaced_by_targeted", targeted_taken
             event_ids = _ids(*(r["event_ids"] for r in targeted_taken))
         notes, appeal_ids, approved = self._appeals(month)
+        notes = self._internship_notes(in_month, routine + targeted, policy) + notes
         if appeal_ids:
             event_ids = _ids(event_ids, appeal_ids)
         if approved and outcome == "failed":
