@@ -43,6 +43,20 @@ REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
                            " follow the prompts and capture again."),
     "LIVENESS_IDENTITY_CHANGED": ("采集过程中人员发生变化，请本人连续完成采集。",
                                   "The person changed during the capture; one person must complete it."),
+    "LIVENESS_NO_CHALLENGE": ("采集未使用服务器下发的活体动作指令，请更新终端或应用后重新采集。",
+                              "The capture did not answer a liveness challenge from the server;"
+                              " update the terminal or app and capture again."),
+    "LIVENESS_TIMING": ("照片的拍摄时间不连续，请一次连续完成采集。",
+                        "The frames' times are missing or not one continuous take; capture again in one go."),
+    "LIVENESS_DISCONTINUOUS": ("照片不是同一次连续拍摄（人脸位置、背景或光线突变），请本人现场连续采集。",
+                               "The frames are not one continuous take (the face, background or light"
+                               " jumps); the student must be captured live in one go."),
+    "LIVENESS_FLAT": ("疑似在摄像头前移动照片或屏幕，请本人现场采集。",
+                      "A flat picture (a photo or a screen) seems to be moved in front of the camera;"
+                      " the student must be captured in person."),
+    "LIVENESS_WRONG_ACTION": ("完成的动作与提示不符，请按提示的动作重新采集。",
+                              "The action shown is not the one asked for; follow the prompt and capture"
+                              " again."),
     # matching
     "NO_MATCH": ("人脸与登记的人脸不一致。", "The face does not match the enrolled face."),
     "PROXY_SUSPECT": ("疑似他人代替签到：人脸与本校另一名学生相符，已记录待核查。",
