@@ -381,9 +381,30 @@ class PlacementEnded(Event):
 
 
 @event
-class AppealFiled(Event):
-    """The school files an appeal (申诉) for a student's month, with the student's objection date."""
+class ObjectionRecorded(Event):
+    """The school's aid office received a student's written objection (异议) to the published
+    results of ``month`` on ``received_on``, inside the objection window: ``window_ends_on`` is
+    the ``working_days``-th working day after ``published_on`` (contracts/workdays.py). Late or
+    future-dated objections are refused, not recorded. ``reason`` is the student's, as written."""
 
+    objection_id: str
+    student_id: str
+    school_id: str
+    month: str
+    received_on: str
+    reason: str
+    published_on: str
+    window_ends_on: str
+    working_days: int
+
+
+@event
+class AppealFiledV1(Event):
+    """Version 1: one appeal per student, with an uploaded letter (kept so old logs stay readable).
+
+    An upcaster makes each a filing of one student, ``filing_id`` = ``appeal_id``."""
+
+    TYPE: ClassVar[str] = "AppealFiled"
     appeal_id: str
     student_id: str
     school_id: str
@@ -392,13 +413,77 @@ class AppealFiled(Event):
     letter_ref: str
 
 
+@dataclass(frozen=True)
+class AppealStudent:
+    """One student of a filing. ``objected_on``: the earliest day an objection of the student
+    reached the aid office (the one the window is judged by); ``objection_ids``: every objection
+    recorded for the student and month (a second letter adds its reason). ``class_name`` and
+    ``name_masked`` (张*) as registered; None in filings upcast from v1."""
+
+    student_id: str
+    objected_on: str
+    objection_ids: list[str]
+    reason: str | None
+    class_name: str | None
+    name_masked: str | None
+
+
+@event
+class AppealFiled(Event):
+    """The school files one appeal (申诉) per month: a formal letter (公函) to its same-level
+    authority listing the month's objections. ``letter_ref``: the generated letter (PDF) to print
+    and sign; ``authority_level``/``city``/``county``: who rules (the school's same-level
+    authority, its area); ``filed_on``: the day filed (the ruling is due within that month).
+    Fields a v1 appeal lacks are None."""
+
+    VERSION: ClassVar[int] = 2
+    filing_id: str
+    school_id: str
+    month: str
+    students: list[AppealStudent]
+    letter_ref: str | None
+    filed_on: str | None
+    authority_level: AuthorityLevel | None
+    city: str | None
+    county: str | None
+
+
+@event
+class AppealLetterSigned(Event):
+    """The signed and stamped letter of a filing, scanned, attached after filing (``scan_ref``)."""
+
+    filing_id: str
+    school_id: str
+    month: str
+    scan_ref: str
+
+
 @event
 class AppealResolved(Event):
+    """The same-level authority's ruling on one student of an appeal filing.
+
+    ``appeal_id`` is the filing's id; ``reason`` (optional, added compatibly): why, as the
+    authority wrote it."""
+
     appeal_id: str
     student_id: str
     month: str
     decision: Literal["approved", "rejected"]
     decided_by: AuthorityLevel
+    reason: str | None = None
+
+
+@event
+class AppealClosedUnhandled(Event):
+    """A filing not ruled within the month it was filed in is closed at that month's end
+    (当月未予处理): its students without a ruling (``student_ids``) keep their original status."""
+
+    filing_id: str
+    school_id: str
+    month: str
+    student_ids: list[str]
+    closed_on: str
+    reason: str
 
 
 # --------------------------------------------------------------------------- roster, hardship
@@ -646,8 +731,12 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     PlacementRefused,
     PlacementUpdated,
     PlacementEnded,
+    ObjectionRecorded,
+    AppealFiledV1,
     AppealFiled,
+    AppealLetterSigned,
     AppealResolved,
+    AppealClosedUnhandled,
     NationalRosterImported,
     HardshipDetermined,
     HardshipRevoked,

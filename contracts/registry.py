@@ -87,8 +87,20 @@ def _student_registered_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _appeal_filed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    # v1: one appeal per student; v2: a filing of the month's students. A v1 appeal is a filing
+    # of one student whose id is the appeal's; what v1 did not record (class, masked name,
+    # reason, the authority, the day filed) is None.
+    student = {"student_id": payload["student_id"], "objected_on": payload["objected_on"],
+               "objection_ids": [], "reason": None, "class_name": None, "name_masked": None}
+    return {"filing_id": payload["appeal_id"], "school_id": payload["school_id"], "month": payload["month"],
+            "students": [student], "letter_ref": payload["letter_ref"], "filed_on": None,
+            "authority_level": None, "city": None, "county": None}
+
+
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("StudentRegistered", 1): _student_registered_v1_to_v2,
+    ("AppealFiled", 1): _appeal_filed_v1_to_v2,
 }
 
 

@@ -4,29 +4,130 @@ from __future__ import annotations
 
 from typing import Literal
 
-from backbone.fields import Day, Id, Image, Model, Month
+from pydantic import Field
+
+from backbone.fields import Day, Id, Image, Model, Month, Note
+
+FilingStatus = Literal["waiting", "ruled", "closed_unhandled"]
+CheckResult = Literal["passed", "forced_pass", "excused", "failed", "open"]
 
 
-class FileAppeal(Model):
-    """The school files a student's objection to a month's result, with the signed letter's scan."""
+class RecordObjection(Model):
+    """The school's aid office records a student's written objection to a published month, with
+    the day it was received (checked against the 5-working-day window now)."""
 
     student_id: Id
     month: Month
-    objected_on: Day
-    letter: Image
+    received_on: Day
+    reason: Note
 
 
-class Resolve(Model):
-    """The school's same-level authority approves or rejects an appeal."""
+class ObjectionAnswer(Model):
+    objection_id: str
+    student_id: str
+    month: str
+    received_on: str
+    published_on: str
+    window_ends_on: str
+    filing_id: str
 
+
+class FileMonth(Model):
+    """The school files its month: one filing with every objection, and the letter to sign."""
+
+    month: Month
+
+
+class FiledStudent(Model):
+    student_id: str
+    class_name: str | None
+    name_masked: str | None
+    objected_on: str
+    objection_ids: list[str]
+    reason: str | None
+
+
+class FilingAnswer(Model):
+    filing_id: str
+    school_id: str
+    month: str
+    filed_on: str | None
+    authority_level: str | None
+    students: list[FiledStudent]
+    signed: bool
+    status: FilingStatus
+
+
+class LetterPdf(Model):
+    """The filing's letter (公函), a PDF in base64, to print, sign and stamp."""
+
+    filing_id: str
+    filename: str
+    content_type: Literal["application/pdf"] = "application/pdf"
+    content_base64: str = Field(max_length=8 * 1024 * 1024, json_schema_extra={"contentEncoding": "base64"})
+
+
+class SignedScan(Model):
+    """The signed and stamped letter, scanned (JPEG or PNG)."""
+
+    scan: Image
+
+
+class Signed(Model):
+    filing_id: str
+    scan_ref: str
+
+
+class Rule(Model):
+    """The same-level authority's ruling on one student of a filing."""
+
+    student_id: Id
     decision: Literal["approved", "rejected"]
+    reason: Note
 
 
-class Filed(Model):
-    appeal_id: str
-
-
-class Resolved(Model):
-    appeal_id: str
+class Ruled(Model):
+    filing_id: str
+    student_id: str
     decision: str
     decided_by: str
+
+
+class Check(Model):
+    """One check of the month and what the log holds of the student in it."""
+
+    check_id: str
+    kind: str
+    opens_at: str
+    closes_at: str
+    closed: bool
+    result: CheckResult
+    verdicts: list[dict[str, object]]
+    absences: list[dict[str, object]]
+    forced_passes: list[dict[str, object]]
+
+
+class InboxStudent(Model):
+    student_id: str
+    class_name: str | None
+    name_masked: str | None
+    objected_on: str
+    reason: str | None
+    ruling: str | None
+    failed_checks: list[Check]
+    other_checks: list[Check]
+
+
+class InboxFiling(Model):
+    filing_id: str
+    school_id: str
+    month: str
+    filed_on: str | None
+    signed: bool
+    students: list[InboxStudent]
+
+
+class Inbox(Model):
+    """The filings waiting for the caller's ruling (its level, its area)."""
+
+    filings: list[InboxFiling]

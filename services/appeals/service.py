@@ -1,44 +1,298 @@
-"""appeals service: schools file appeals with their formal letter; the same-level authority rules."""
+"""appeals service: the school's aid office records objections in the window and files its month
+with a printed letter (公函); the same-level authority lists what waits for it, with the
+evidence, and rules on each student; filings not ruled in their month are closed as unhandled
+at month end (a timer here, and ``python -m services.appeals close-unhandled`` for cron).
+
+Every write is recorded as the caller (``call.actor()``); the school comes from the caller's
+credential or the filing, never from the body.
+"""
 
 from __future__ import annotations
 
+import base64
+import logging
+import os
+import uuid
+from datetime import date
+from typing import Any
+
+from nameko.timer import timer
+
+from backbone import config
+from backbone.auth import AUTHORITIES
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
-from backbone.errors import NotFound
+from backbone.errors import Forbidden, NotFound
+from backbone.eventstore import ConcurrencyError
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
+from backbone.workdays import WorkCalendarProvider
+from contracts.calendar import local_date
+from contracts.envelope import Actor, Envelope
+from contracts.students import student_stream, student_view
 from services.appeals import domain
-from services.appeals.commands import FileAppeal, Filed, Resolve, Resolved
+from services.appeals.commands import (
+    Check,
+    CheckResult,
+    FiledStudent,
+    FileMonth,
+    FilingAnswer,
+    FilingStatus,
+    Inbox,
+    InboxFiling,
+    InboxStudent,
+    LetterPdf,
+    ObjectionAnswer,
+    RecordObjection,
+    Rule,
+    Ruled,
+    Signed,
+    SignedScan,
+)
+from services.appeals.letter import letter_pdf
+
+log = logging.getLogger("aid.appeals")
+READERS = ("school", *AUTHORITIES, "auditor")
+MONTH_END = Actor(kind="system", id="appeals:month-end")
+CLOSE_INTERVAL = float(os.environ.get("AID_APPEALS_CLOSE_INTERVAL_SECONDS", "300"))
+
+
+def today() -> date:
+    return local_date(config.now())
+
+
+def filing_stream(store: Any, filing_id: str) -> tuple[str, list[Envelope]]:
+    """The stream of ``filing_id`` and its events: a school's month, or a v1 appeal."""
+    for stream in (f"appeals-{filing_id}", domain.legacy_stream(filing_id)):
+        events = store.read_stream(stream)
+        if events:
+            return stream, events
+    raise NotFound("UNKNOWN_FILING", f"no filing {filing_id}")
+
+
+def publication(store: Any, school_id: str, month: str) -> str | None:
+    """The day the school first published the month's results (MonthResultsPublished)."""
+    days = [e.payload["published_on"] for e in store.read_types(["MonthResultsPublished"])
+            if e.payload["school_id"] == school_id and e.payload["month"] == month]
+    return min(days) if days else None
+
+
+def filing_answer(state: domain.MonthAppeals) -> FilingAnswer:
+    filed = state.filed
+    assert filed is not None
+    status: FilingStatus = ("closed_unhandled" if state.closed is not None
+                            else "waiting" if state.unruled() else "ruled")
+    return FilingAnswer(
+        filing_id=filed.filing_id, school_id=filed.school_id, month=filed.month, filed_on=filed.filed_on,
+        authority_level=filed.authority_level, signed=state.scan_ref is not None, status=status,
+        students=[FiledStudent(student_id=s.student_id, class_name=s.class_name, name_masked=s.name_masked,
+                               objected_on=s.objected_on, objection_ids=s.objection_ids, reason=s.reason)
+                  for s in filed.students])
+
+
+def close_due(store: Any, day: date) -> list[str]:
+    """Close every filing whose month is over with students not ruled (AppealClosedUnhandled);
+    the filings closed. Safe to run anywhere and often: a concurrent run loses on the stream
+    version and changes nothing."""
+    closed_ids = {e.payload["filing_id"] for e in store.read_types(["AppealClosedUnhandled"])}
+    closed: list[str] = []
+    for filed in store.read_types(["AppealFiled"]):
+        filing_id = filed.payload["filing_id"]
+        if filing_id in closed_ids:
+            continue
+        stream, events = filing_stream(store, filing_id)
+        state = domain.month_appeals(events)
+        event = domain.close_unhandled(state, day)
+        if event is None:
+            continue
+        try:
+            store.record(event, stream, MONTH_END, expected_version=state.version)
+        except ConcurrencyError:
+            continue  # a ruling or another closing run came first: decided on the next run
+        log.info("filing %s closed unhandled (%d students)", filing_id, len(event.student_ids))
+        closed.append(filing_id)
+    return closed
 
 
 class AppealsService(EdgeService):
     name = "appeals"
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
+    calendar = WorkCalendarProvider()
 
-    @route("POST", "/appeals", roles=("school",), body=FileAppeal, returns=Filed, status=201, idempotent=True,
-           max_body=8 * 1024 * 1024)
-    def file(self, call: Call) -> Answer:
-        """File an appeal for a student's month."""
-        command: FileAppeal = call.body
+    # ------------------------------------------------------------------ objections, filing
+
+    @route("POST", "/appeals/objections", roles=("school",), body=RecordObjection, returns=ObjectionAnswer,
+           status=201, idempotent=True)
+    def record_objection(self, call: Call) -> Answer:
+        """Record a student's written objection to a published month, with the day it was received."""
+        command: RecordObjection = call.body
         student = student_for(call, self.store, command.student_id)
-        with self.blobs.staged() as letters:  # a failed append removes the letter this request stored
-            letter = letters.put(command.letter)
-            event = domain.file(command, str(student.school_id), letter)
-            self.store.record(event, domain.appeal_stream(event.appeal_id), call.actor(), expected_version=0)
-        return 201, Filed(appeal_id=event.appeal_id)
+        school_id = str(student.school_id)
+        stream = domain.month_stream(school_id, command.month)
+        state = domain.month_appeals(self.store.read_stream(stream))
+        event = domain.record_objection(
+            state, objection_id=str(uuid.uuid4()), student_id=command.student_id, school_id=school_id,
+            month=command.month, received_on=command.received_on, reason=command.reason,
+            published_on=publication(self.store, school_id, command.month), today=today(),
+            calendar=self.calendar)
+        self.store.record(event, stream, call.actor(), expected_version=state.version)
+        return 201, ObjectionAnswer(
+            objection_id=event.objection_id, student_id=event.student_id, month=event.month,
+            received_on=event.received_on, published_on=event.published_on,
+            window_ends_on=event.window_ends_on, filing_id=domain.filing_id_of(school_id, event.month))
 
-    @route("POST", "/appeals/<appeal_id>/resolve", roles=("county", "city", "province"), body=Resolve,
-           returns=Resolved)
-    def resolve(self, call: Call) -> Answer:
-        """Rule on an appeal."""
-        appeal_id = call.path["appeal_id"]
-        view = domain.appeal_view(appeal_id, self.store.read_stream(domain.appeal_stream(appeal_id)))
-        if view.filed is None:
-            raise NotFound("UNKNOWN_APPEAL", f"no appeal {appeal_id}")
-        school = school_for(call, self.store, view.filed.school_id)
+    @route("POST", "/appeals/filings", roles=("school",), body=FileMonth, returns=FilingAnswer, status=201,
+           idempotent=True)
+    def file_month(self, call: Call) -> Answer:
+        """File the school's month: one filing of its objections, with the letter to print and sign."""
+        command: FileMonth = call.body
+        school = school_for(call, self.store, str(call.caller.school))
         assert school.registered is not None
-        event = domain.resolve(view, call.body, call.caller.role, school.registered.administered_by)
-        self.store.record(event, domain.appeal_stream(appeal_id), call.actor(), expected_version=view.version)
-        return 200, Resolved(appeal_id=appeal_id, decision=event.decision, decided_by=event.decided_by)
+        stream = domain.month_stream(school.school_id, command.month)
+        state = domain.month_appeals(self.store.read_stream(stream))
+        students = {o.student_id: student_view(o.student_id, self.store.read_stream(
+            student_stream(o.student_id))).registered for o in state.objections}
+        day = today()
+        rows = domain.letter_students(state, students) if state.objections else []
+        pdf = letter_pdf(domain.letter(school.registered, command.month, rows, day)) if rows else b""
+        with self.blobs.staged() as letters:  # a failed append removes the letter this request stored
+            ref = letters.put(pdf) if pdf else ""
+            event = domain.file_month(state, school=school.registered, month=command.month, today=day,
+                                      students=students, letter_ref=ref)
+            self.store.record(event, stream, call.actor(), expected_version=state.version)
+        state.filed = event
+        return 201, filing_answer(state)
+
+    def _filing(self, call: Call, filing_id: str) -> tuple[str, domain.MonthAppeals]:
+        stream, events = filing_stream(self.store, filing_id)
+        state = domain.month_appeals(events)
+        if state.filed is None:
+            raise NotFound("UNKNOWN_FILING", f"no filing {filing_id}")
+        school_for(call, self.store, state.filed.school_id)  # the caller's school or area (403)
+        return stream, state
+
+    @route("GET", "/appeals/filings/<filing_id>", roles=READERS, returns=FilingAnswer)
+    def filing(self, call: Call) -> Answer:
+        """A filing: its students, whether signed, and whether ruled."""
+        _, state = self._filing(call, call.path["filing_id"])
+        return 200, filing_answer(state)
+
+    @route("GET", "/appeals/filings/<filing_id>/letter", roles=READERS, returns=LetterPdf)
+    def letter(self, call: Call) -> Answer:
+        """The filing's formal letter (公函) as a PDF to print, sign and stamp."""
+        _, state = self._filing(call, call.path["filing_id"])
+        assert state.filed is not None
+        if not state.filed.letter_ref:
+            raise NotFound("NO_LETTER", "this filing (an appeal of the old kind) has no generated letter")
+        pdf = self.blobs.get(state.filed.letter_ref)
+        return 200, LetterPdf(filing_id=state.filed.filing_id, filename=f"申诉函-{state.filed.filing_id}.pdf",
+                              content_base64=base64.b64encode(pdf).decode())
+
+    @route("POST", "/appeals/filings/<filing_id>/signed", roles=("school",), body=SignedScan, returns=Signed,
+           status=201, idempotent=True, max_body=9 * 1024 * 1024)
+    def attach_signed(self, call: Call) -> Answer:
+        """Attach the scan of the signed and stamped letter."""
+        command: SignedScan = call.body
+        stream, state = self._filing(call, call.path["filing_id"])
+        with self.blobs.staged() as scans:
+            domain.attach_scan(state, "-")  # refuse before storing anything
+            event = domain.attach_scan(state, scans.put(command.scan))
+            self.store.record(event, stream, call.actor(), expected_version=state.version)
+        return 201, Signed(filing_id=event.filing_id, scan_ref=event.scan_ref)
+
+    # ------------------------------------------------------------------ the authority
+
+    @route("GET", "/appeals/inbox", roles=AUTHORITIES, returns=Inbox, personal=True)
+    def inbox(self, call: Call) -> Answer:
+        """The filings waiting for the caller's ruling, each student with their checks and evidence."""
+        caller = call.caller
+        closed = {e.payload["filing_id"] for e in self.store.read_types(["AppealClosedUnhandled"])}
+        filings = []
+        checks = self.store.read_types(["CheckOpened", "CheckClosed"])
+        for env in self.store.read_types(["AppealFiled"]):
+            p = env.payload
+            if p["filing_id"] in closed or p.get("authority_level") != caller.role:
+                continue
+            if not caller.covers_area(p.get("city") or "", p.get("county") or ""):
+                continue
+            _, events = filing_stream(self.store, p["filing_id"])
+            state = domain.month_appeals(events)
+            if state.filed is None or not state.unruled():
+                continue
+            students = []
+            for s in state.filed.students:
+                call.read_personal(s.student_id)
+                evidence = self._evidence(checks, s.student_id, state.filed.school_id, state.filed.month)
+                ruling = state.rulings.get(s.student_id)
+                students.append(InboxStudent(
+                    student_id=s.student_id, class_name=s.class_name, name_masked=s.name_masked,
+                    objected_on=s.objected_on, reason=s.reason, ruling=ruling.decision if ruling else None,
+                    failed_checks=[c for c in evidence if c.result == "failed"],
+                    other_checks=[c for c in evidence if c.result != "failed"]))
+            filings.append(InboxFiling(filing_id=state.filed.filing_id, school_id=state.filed.school_id,
+                                       month=state.filed.month, filed_on=state.filed.filed_on,
+                                       signed=state.scan_ref is not None, students=students))
+        return 200, Inbox(filings=filings)
+
+    def _evidence(self, checks: list[Envelope], student_id: str, school_id: str, month: str) -> list[Check]:
+        """The checks of ``month`` that concerned the student, with what the log holds of them:
+        capture verdicts (reasons, when taken; never a photo), absences, forced passes."""
+        closed = {e.payload["check_id"] for e in checks if e.type == "CheckClosed"}
+        out = []
+        for env in checks:
+            p = env.payload
+            if env.type != "CheckOpened" or p["month"] != month:
+                continue
+            if p.get("student_ids") is not None:
+                if student_id not in p["student_ids"]:
+                    continue
+            elif p.get("school_ids") is not None and school_id not in p["school_ids"]:
+                continue
+            own = [e for e in self.store.read_stream(env.stream) if e.payload.get("student_id") == student_id]
+            absences = [{"reason": e.payload["reason"], "reported_at": e.payload["reported_at"]}
+                        for e in own if e.type == "AbsenceMarked"]
+            forced = [{"attempts": e.payload["attempts"], "terminal_id": e.payload["terminal_id"],
+                       "evidence_ref": e.payload["evidence_ref"]}
+                      for e in own if e.type == "ForcedPassRecorded"]
+            verdicts = [{"capture_id": v.payload["capture_id"], "channel": v.payload["channel"],
+                         "verdict": "verified" if v.type == "CaptureVerified" else "rejected",
+                         "reasons": v.payload.get("reasons", []), "captured_at": v.payload.get("captured_at")}
+                        for v in self.store.verdicts(p["check_id"], student_id)]
+            is_closed = p["check_id"] in closed
+            result: CheckResult = (
+                "passed" if any(v["verdict"] == "verified" for v in verdicts) else "forced_pass" if forced
+                else "excused" if absences else "failed" if is_closed else "open")
+            out.append(Check(check_id=p["check_id"], kind=p["kind"], opens_at=p["opens_at"],
+                             closes_at=p["closes_at"], closed=is_closed, result=result, verdicts=verdicts,
+                             absences=absences, forced_passes=forced))
+        return out
+
+    @route("POST", "/appeals/filings/<filing_id>/rulings", roles=AUTHORITIES, body=Rule, returns=Ruled)
+    def rule(self, call: Call) -> Answer:
+        """Rule on one student of a filing: approved or rejected, with a reason."""
+        command: Rule = call.body
+        stream, events = filing_stream(self.store, call.path["filing_id"])
+        state = domain.month_appeals(events)
+        if state.filed is None:
+            raise NotFound("UNKNOWN_FILING", f"no filing {call.path['filing_id']}")
+        school = school_for(call, self.store, state.filed.school_id)  # another area: 403 OUTSIDE_AREA
+        assert school.registered is not None
+        if call.caller.role not in AUTHORITIES:
+            raise Forbidden("ROLE_FORBIDDEN", "authorities rule on appeals")
+        event = domain.rule(state, student_id=command.student_id, decision=command.decision,
+                            reason=command.reason, level=call.caller.role,
+                            school_level=school.registered.administered_by, today=today())
+        self.store.record(event, stream, call.actor(), expected_version=state.version)
+        return 200, Ruled(filing_id=event.appeal_id, student_id=event.student_id, decision=event.decision,
+                          decided_by=event.decided_by)
+
+    # ------------------------------------------------------------------ month end
+
+    @timer(interval=CLOSE_INTERVAL)
+    def close_months(self) -> None:
+        """Close the filings whose month is over with students not ruled (runs every few minutes)."""
+        closed = close_due(self.store, today())
+        if closed:
+            log.info("closed %d filings unhandled at month end", len(closed))
 
 
 SERVICE = AppealsService

@@ -11,6 +11,7 @@ from backbone import observability
 from backbone.edge import Answer, Call, EdgeService, personal_data_reads, route, school_for, student_for
 from backbone.errors import DomainError, Forbidden, NotFound
 from backbone.messaging import EventStoreProvider, event_consumer
+from backbone.workdays import WorkCalendarProvider
 from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.events import ALL_EVENTS
@@ -43,6 +44,8 @@ class EligibilityService(ResultsRoutes, EdgeService):
     name = "eligibility"
     projection = ProjectionProvider()
     store = EventStoreProvider()
+    #: the working-day calendar (appeal windows), checked at start-up: a missing year stops the start
+    calendar = WorkCalendarProvider()
 
     @event_consumer(*EVENT_TYPES)
     def on_event(self, envelope: Envelope) -> None:

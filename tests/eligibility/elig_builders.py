@@ -17,6 +17,7 @@ from contracts.events import (
     AbsenceMarked,
     AppealFiled,
     AppealResolved,
+    AppealStudent,
     CaptureRejected,
     CaptureSubmitted,
     CaptureVerified,
@@ -223,12 +224,16 @@ class Log:
         filed = filed or at(objected_on, 16)
         self.add(
             AppealFiled(
-                appeal_id=appeal_id,
-                student_id=sid,
+                filing_id=appeal_id,
                 school_id=SCHOOL,
                 month=month,
-                objected_on=objected_on,
+                students=[AppealStudent(student_id=sid, objected_on=objected_on, objection_ids=[],
+                                        reason=None, class_name=None, name_masked=None)],
                 letter_ref="blob:" + "1" * 64,
+                filed_on=None,
+                authority_level="county",
+                city=None,
+                county=None,
             ),
             filed,
             f"appeal-{appeal_id}",

@@ -14,6 +14,7 @@ from contracts.events import (
     AbsenceMarked,
     AppealFiled,
     AppealResolved,
+    AppealStudent,
     CaptureVerified,
     CheckClosed,
     CheckOpened,
@@ -160,7 +161,9 @@ events_st = st.one_of(
     ),
     st.builds(
         lambda s, a, m, d: AppealFiled(
-            appeal_id=a, student_id=s, school_id="A", month=m, objected_on=d, letter_ref="l"
+            filing_id=a, school_id="A", month=m, letter_ref="l", filed_on=None, authority_level=None,
+            city=None, county=None, students=[AppealStudent(student_id=s, objected_on=d, objection_ids=[],
+                                                            reason=None, class_name=None, name_masked=None)],
         ),
         sid,
         st.sampled_from(["P1", "P2"]),

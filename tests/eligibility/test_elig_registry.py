@@ -4,12 +4,12 @@ the store's type filter, the low-memory replay's split and the live projection's
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
-from contracts.events import ALL_EVENTS
+from contracts.events import ALL_EVENTS, AppealClosedUnhandled
 from services.eligibility import logsource, replay
 from services.eligibility.domain.facts import (
     FOLDS,
@@ -28,7 +28,8 @@ from services.eligibility.domain.facts import (
 from services.eligibility.policyfile import load_policy_book
 from tests.eligibility.elig_builders import Log
 
-SHARED = ["CheckClosed", "CheckOpened", "MonthResultsPublished", "NationalRosterImported"]
+SHARED = ["AppealClosedUnhandled", "AppealFiled", "CheckClosed", "CheckOpened", "MonthResultsPublished",
+          "NationalRosterImported"]
 
 
 @pytest.fixture
@@ -104,6 +105,10 @@ def test_shared_facts_read_back_from_their_stored_rows() -> None:
     log.check("T-1", "2026-12", date(2026, 12, 15), kind="targeted", students=["S1"])
     log.published("2026-11", "2026-12-01")
     log.roster("2026-autumn", ["S1", "S2"], parts=2)
+    filing = log.appeal("S1", "2026-11", "2026-12-02")
+    log.add(AppealClosedUnhandled(filing_id=filing, school_id="SCH1", month="2026-11", student_ids=["S1"],
+                                  closed_on="2026-12-31", reason="not ruled in 2026-12"),
+            datetime(2027, 1, 1, 0, 5, tzinfo=UTC), f"appeal-{filing}")
     ledger = Ledger()
     for e in log.events:
         ledger.apply(e)
@@ -112,6 +117,9 @@ def test_shared_facts_read_back_from_their_stored_rows() -> None:
     loaded = load_shared(rows)
     assert loaded.checks == ledger.shared.checks and set(loaded.checks) >= set(checks.values())
     assert (loaded.closings, loaded.publications) == (ledger.shared.closings, ledger.shared.publications)
+    assert (loaded.filings, loaded.filings_closed) == (ledger.shared.filings, ledger.shared.filings_closed)
+    assert [e.objected_on for _, e in loaded.filings_of("S1", "2026-11")] == ["2026-12-02"]
+    assert loaded.closed_for(filing, "S1") is not None and loaded.closed_for(filing, "S2") is None
     without_entries = {s: {i: {n: p._replace(entries={}) for n, p in parts.items()}
                            for i, parts in imports.items()}
                        for s, imports in ledger.shared.rosters.items()}

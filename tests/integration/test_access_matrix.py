@@ -72,8 +72,8 @@ def test_school_staff_terminal_and_app_act_only_in_their_area(edge_system: Any) 
         "student_id": "A0001", "categories": [1], "effective_semester": "2026-autumn",
         "methods": ["school_review"]}, token=other_school)
     assert (status, body["error"]) == (403, "OUTSIDE_AREA"), body
-    status, body = procs["appeals"].api("POST", "/appeals", {
-        "student_id": "A0001", "month": "2026-10", "objected_on": "2026-11-03", "letter": "aGVsbG8="},
+    status, body = procs["appeals"].api("POST", "/appeals/objections", {
+        "student_id": "A0001", "month": "2026-10", "received_on": "2026-11-03", "reason": "病假"},
         token=other_school)
     assert (status, body["error"]) == (403, "OUTSIDE_AREA"), body
     status, body = procs["eligibility"].api("GET", "/schools/SC1/months/2026-10", token=other_county)

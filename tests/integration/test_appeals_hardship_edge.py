@@ -1,11 +1,10 @@
-"""Appeals and hardship over the edge, as real processes with the real issuer, relay and
-eligibility: who files and who rules (the school's same-level authority, once), the actor and
-the school taken from the token and the registry, idempotent retries, refused inputs (a code
-and the field's path, never a 500), body limits, and the audit of personal-data reads."""
+"""Hardship over the edge, as real processes with the real issuer, relay and eligibility: the
+actor and the school taken from the token and the registry, idempotent retries, refused inputs
+(a code and the field's path, never a 500), body limits, and the audit of personal-data reads.
+(Appeals over the edge: tests/integration/test_appeals_edge.py.)"""
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ class Aid:
     system: System
     procs: dict[str, Proc]
 
-    def __getattr__(self, name: str) -> Proc:  # aid.appeals, aid.hardship...
+    def __getattr__(self, name: str) -> Proc:  # aid.hardship, aid.enrolment...
         if name.startswith("_") or name not in self.__dict__.get("procs", {}):
             raise AttributeError(name)
         return self.procs[name]
@@ -42,7 +41,7 @@ def aid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aid]:
     with throwaway_database() as db, throwaway_vhost() as vhost:
         system = System(db, vhost, Path(tmp_path_factory.mktemp("appeals-hardship")))
         try:
-            names = ("enrolment", "appeals", "hardship", "eligibility")
+            names = ("enrolment", "hardship", "eligibility")
             procs = {name: system.service(name).start(wait=False) for name in names}
             procs["relay"] = system.relay().start(wait=False)
             for proc in procs.values():
@@ -111,20 +110,6 @@ def count(system: System, type_: str) -> int:
     return int(n)
 
 
-def blob_files(system: System) -> int:
-    root = Path(system.tmp) / "blobs"
-    return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
-
-
-def letter(label: str) -> str:
-    return base64.b64encode(b"\xff\xd8\xff\xe0" + label.encode() * 20).decode()
-
-
-def appeal(student_id: str, label: str = "letter", **over: Any) -> dict[str, Any]:
-    return {"student_id": student_id, "month": "2026-10", "objected_on": "2026-11-03",
-            "letter": letter(label), **over}
-
-
 def determination(student_id: str = "A0001", **over: Any) -> dict[str, Any]:
     return {"student_id": student_id, "categories": [7], "effective_semester": "2026-autumn",
             "methods": ["school_review"], **over}
@@ -142,100 +127,20 @@ def province(aid: Aid) -> str:
     return aid.system.token("province", sub="province:officer-1")
 
 
-def post_appeal(aid: Aid, body: Any, token: str | None, **kw: Any) -> tuple[int, dict[str, str], Any]:
-    return send(aid.appeals, "POST", "/appeals", body, token=token, **kw)
-
-
 def post_determination(aid: Aid, body: Any, token: str | None, **kw: Any) -> tuple[int, dict[str, str], Any]:
     return send(aid.hardship, "POST", "/determinations", body, token=token, **kw)
-
-
-def file_appeal(aid: Aid, student_id: str, school_id: str) -> str:
-    status, _, body = post_appeal(aid, appeal(student_id), school_token(aid.system, school_id))
-    assert status == 201, body
-    return str(body["appeal_id"])
-
-
-def rule(aid: Aid, appeal_id: str, token: str, decision: str = "approved") -> tuple[int, dict[str, str], Any]:
-    return send(aid.appeals, "POST", f"/appeals/{appeal_id}/resolve", {"decision": decision}, token=token)
-
-
-# ----------------------------------------------------------------------------- appeals
-
-
-def test_a_school_files_appeals_for_its_own_students_as_the_token_says(aid: Aid) -> None:
-    staff = school_token(aid.system, "SC1")
-    before, letters = count(aid.system, "AppealFiled"), blob_files(aid.system)
-    for extra in ({"school_id": "SC2"}, {"operator": "张老师"}):
-        status, _, body = post_appeal(aid, appeal("A0001", **extra), staff)
-        assert (status, body["error"]) == (422, "INVALID_REQUEST"), body
-        assert [(f["path"], f["code"]) for f in body["fields"]] == [(f"body.{next(iter(extra))}",
-                                                                     "extra_forbidden")]
-    for body, token, expected in ((appeal("A0001"), school_token(aid.system, "SC2"), (403, "OUTSIDE_AREA")),
-                                  (appeal("NOPE1"), staff, (404, "UNKNOWN_STUDENT")),
-                                  (appeal("A0001"), county(aid), (403, "ROLE_FORBIDDEN")),
-                                  (appeal("A0001"), None, (401, "UNAUTHENTICATED"))):
-        assert refused(post_appeal(aid, body, token)) == expected
-    for bad, path in (({"letter": "not base64!"}, "body.letter"), ({"month": "2026-13"}, "body.month"),
-                      ({"objected_on": "2026-02-30"}, "body.objected_on")):
-        status, _, body = post_appeal(aid, appeal("A0001", **bad), staff)
-        assert (status, [f["path"] for f in body["fields"]]) == (422, [path]), body
-    assert (count(aid.system, "AppealFiled"), blob_files(aid.system)) == (before, letters)  # no letter kept
-
-    status, _, body = post_appeal(aid, appeal("A0001", "filed"), staff)
-    assert status == 201, body
-    assert blob_files(aid.system) == letters + 1
-    ((_, actor, payload),) = events(aid.system, "AppealFiled", "appeal_id", body["appeal_id"])
-    assert (actor["kind"], actor["id"], actor["school"]) == ("school", "staff:SC1", "SC1")
-    assert (payload["student_id"], payload["school_id"], payload["month"], payload["objected_on"]) == (
-        "A0001", "SC1", "2026-10", "2026-11-03")
-    assert payload["letter_ref"] and letter("filed") not in json.dumps(payload)
-    assert "Traceback" not in aid.appeals.log_tail(200_000)
-
-
-def test_the_same_level_authority_rules_once(aid: Aid) -> None:
-    appeal_id = file_appeal(aid, "A0001", "SC1")  # SC1: its county rules
-    for token, expected in ((city(aid), (403, "NOT_SAME_LEVEL")), (province(aid), (403, "NOT_SAME_LEVEL")),
-                            (county(aid, OTHER_COUNTY), (403, "OUTSIDE_AREA")),
-                            (city(aid, "信阳市"), (403, "OUTSIDE_AREA")),
-                            (school_token(aid.system, "SC1"), (403, "ROLE_FORBIDDEN"))):
-        assert refused(rule(aid, appeal_id, token)) == expected, expected
-    assert refused(rule(aid, appeal_id, county(aid), "maybe")) == (422, "INVALID_REQUEST")
-    assert events(aid.system, "AppealResolved", "appeal_id", appeal_id) == []
-
-    status, _, body = rule(aid, appeal_id, county(aid))
-    assert (status, body) == (200, {"appeal_id": appeal_id, "decision": "approved", "decided_by": "county"})
-    ((_, actor, payload),) = events(aid.system, "AppealResolved", "appeal_id", appeal_id)
-    assert (actor["kind"], actor["id"]) == ("authority", f"county:{COUNTY}:officer")
-    assert (payload["decision"], payload["decided_by"], payload["student_id"], payload["month"]) == (
-        "approved", "county", "A0001", "2026-10")
-    assert refused(rule(aid, appeal_id, county(aid), "rejected")) == (409, "ALREADY_RESOLVED")
-    assert refused(rule(aid, "no-such-appeal", county(aid))) == (404, "UNKNOWN_APPEAL")
-    assert len(events(aid.system, "AppealResolved", "appeal_id", appeal_id)) == 1
-
-    # a directly administered school's appeals: the province only; a city-administered one's: its city
-    for student_id, school_id, wrong, right, level in (
-            ("C0001", "SC3", (county(aid), city(aid)), province(aid), "province"),
-            ("D0001", "SC4", (county(aid), province(aid)), city(aid), "city")):
-        appeal_id = file_appeal(aid, student_id, school_id)
-        for token in wrong:
-            assert refused(rule(aid, appeal_id, token)) == (403, "NOT_SAME_LEVEL"), school_id
-        status, _, body = rule(aid, appeal_id, right, "rejected")
-        assert (status, body["decision"], body["decided_by"]) == (200, "rejected", level), body
-        assert refused(rule(aid, appeal_id, right)) == (409, "ALREADY_RESOLVED")
 
 
 # ----------------------------------------------------------------------------- idempotency
 
 
 @pytest.mark.parametrize("route, body, answer_id, type_", [
-    ("/appeals", appeal("A0001", "idem"), "appeal_id", "AppealFiled"),
     ("/determinations", determination(categories=[8]), "determination_id", "HardshipDetermined"),
 ])
 def test_an_idempotency_key_replays_the_first_answer_for_its_caller(
         aid: Aid, route: str, body: dict[str, Any], answer_id: str, type_: str) -> None:
     staff, key = school_token(aid.system, "SC1"), {"Idempotency-Key": f"retry-{type_}-1"}
-    proc, before = aid.appeals if route == "/appeals" else aid.hardship, count(aid.system, type_)
+    proc, before = aid.hardship, count(aid.system, type_)
     status, headers, first = send(proc, "POST", route, body, token=staff, headers=key)
     assert status == 201 and "Idempotent-Replayed" not in headers, first
     status, headers, again = send(proc, "POST", route, body, token=staff, headers=key)
@@ -243,7 +148,7 @@ def test_an_idempotency_key_replays_the_first_answer_for_its_caller(
     assert count(aid.system, type_) == before + 1
     assert len(events(aid.system, type_, answer_id, first[answer_id])) == 1
 
-    other_body = {**body, "month": "2026-11"} if route == "/appeals" else {**body, "categories": [7]}
+    other_body = {**body, "categories": [7]}
     assert refused(send(proc, "POST", route, other_body, token=staff, headers=key)) == (
         422, "IDEMPOTENCY_KEY_REUSED")
     assert count(aid.system, type_) == before + 1
@@ -349,15 +254,12 @@ def test_personal_data_reads_are_listed_to_auditors(aid: Aid) -> None:
         assert refused(send(aid.eligibility, "GET", reads, token=token)) == (403, "ROLE_FORBIDDEN")
 
 
-def test_eligibility_receives_each_appeal_and_hardship_event_once(aid: Aid) -> None:
-    appeal_id = file_appeal(aid, "A0001", "SC1")
-    assert rule(aid, appeal_id, county(aid))[0] == 200
+def test_eligibility_receives_each_hardship_event_once(aid: Aid) -> None:
     status, _, body = post_determination(aid, determination(), school_token(aid.system, "SC1"))
     assert status == 201, body
-    ids = [e[0] for e in events(aid.system, "AppealFiled", "appeal_id", appeal_id)
-           + events(aid.system, "AppealResolved", "appeal_id", appeal_id)
-           + events(aid.system, "HardshipDetermined", "determination_id", body["determination_id"])]
-    assert len(ids) == 3
+    found = events(aid.system, "HardshipDetermined", "determination_id", body["determination_id"])
+    ids = [e[0] for e in found]
+    assert len(ids) == 1
 
     def processed() -> bool:
         with psycopg.connect(aid.system.database_url) as conn:
@@ -365,5 +267,5 @@ def test_eligibility_receives_each_appeal_and_hardship_event_once(aid: Aid) -> N
                                       " AND event_id = ANY(%s::uuid[])", (ids,)).fetchall()
         return bool(done == len(ids))
 
-    wait_for(processed, timeout=30, what="eligibility to process the appeal and hardship events")
+    wait_for(processed, timeout=30, what="eligibility to process the hardship event")
     assert "Traceback" not in aid.eligibility.log_tail(200_000)

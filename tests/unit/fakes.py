@@ -79,6 +79,9 @@ class FakeStore(EventStoreAccess):
     def read_stream(self, stream: str) -> list[Envelope]:
         return self.log.read_stream(stream)
 
+    def read_types(self, types: Sequence[str], limit: int = 5000) -> list[Envelope]:
+        return [e for e in self.log.read_all() if e.type in types][-limit:]
+
     def verdicts(self, check_id: str, student_id: str) -> list[Envelope]:
         return [e for e in self.log.read_all() if e.type in VERDICTS
                 and e.payload.get("check_id") == check_id and e.payload.get("student_id") == student_id]

@@ -32,10 +32,12 @@ from contracts.calendar import SHANGHAI
 from contracts.envelope import Actor, Envelope
 from contracts.events import (
     AppealFiled,
-    AppealResolved,
+    AppealStudent,
     CaptureRejected,
     CaptureVerified,
     CheckOpened,
+    MonthResultsPublished,
+    ObjectionRecorded,
     SchoolRef,
     SchoolRegistered,
     StudentEnrolled,
@@ -46,7 +48,8 @@ from contracts.events import (
 from contracts.registry import build_envelope
 from contracts.students import capture_stream, school_stream, student_stream
 from contracts.terminals import terminal_stream
-from services.appeals.domain import appeal_stream
+from contracts.workdays import load_work_calendar
+from services.appeals.domain import filing_id_of, month_stream
 from services.appeals.service import AppealsService
 from services.enrolment.service import EnrolmentService
 from services.hardship.domain import hardship_stream
@@ -71,7 +74,8 @@ def b64(data: bytes) -> str:
 EVIDENCE = {"student_id": "G003", "evidence_photo": b64(PHOTO)}
 NEW_CAPTURE = {"student_id": "G003", "frames": [b64(FRAME_1)], "id_photo": b64(ID_PHOTO)}
 CHECK_IN = {"student_id": "G001", "frames": [b64(FRAME_1)]}
-APPEAL = {"student_id": "G001", "month": "2026-10", "objected_on": "2026-10-14", "letter": b64(b"letter")}
+OBJECTION = {"student_id": "G001", "month": "2026-09", "received_on": "2026-10-13",
+             "reason": "那天在医院，有病历"}
 
 
 # ----------------------------------------------------------------------------- events of the scene
@@ -134,16 +138,31 @@ def verified(capture_id: str, student_id: str = "G001", check_id: str = "C1") ->
     return build_envelope(event, stream=capture_stream(capture_id), actor=FACEMATCH)
 
 
-def appeal(appeal_id: str = "A1", school_id: str = "SC1", student_id: str = "G001") -> Envelope:
-    event = AppealFiled(appeal_id=appeal_id, student_id=student_id, school_id=school_id, month="2026-10",
-                        objected_on="2026-11-03", letter_ref="blob:" + "a" * 64)
-    return build_envelope(event, stream=appeal_stream(appeal_id), actor=Actor(kind="school", id="staff:SC1"))
+def published(month: str = "2026-09", on: str = "2026-10-09", school_id: str = "SC1") -> Envelope:
+    """SC1 published its September results on Friday 2026-10-09: the window ends on Thursday
+    10-15 (Saturday 10-10 is a swapped working day)."""
+    return build_envelope(MonthResultsPublished(school_id=school_id, month=month, published_on=on),
+                          stream=results_stream(school_id, month), actor=Actor(kind="school", id="staff:SC1"))
 
 
-def appeal_resolved(appeal_id: str = "A1") -> Envelope:
-    event = AppealResolved(appeal_id=appeal_id, student_id="G001", month="2026-10", decision="rejected",
-                           decided_by="county")
-    return build_envelope(event, stream=appeal_stream(appeal_id), actor=COUNTY_OFFICER)
+def objection(student_id: str = "G001") -> Envelope:
+    event = ObjectionRecorded(objection_id="O1", student_id=student_id, school_id="SC1", month="2026-09",
+                              received_on="2026-10-13", reason="病假", published_on="2026-10-09",
+                              window_ends_on="2026-10-15", working_days=5)
+    return build_envelope(event, stream=month_stream("SC1", "2026-09"),
+                          actor=Actor(kind="school", id="staff:SC1"))
+
+
+def filed(school_id: str = "SC1", student_id: str = "G001", county: str = COUNTY,
+          level: str = "county") -> Envelope:
+    event = AppealFiled(
+        filing_id=filing_id_of(school_id, "2026-09"), school_id=school_id, month="2026-09",
+        students=[AppealStudent(student_id=student_id, objected_on="2026-10-13", objection_ids=["O1"],
+                                reason="病假", class_name="2班", name_masked="张*")],
+        letter_ref="blob:" + "a" * 64, filed_on="2026-10-14", authority_level=level,  # type: ignore[arg-type]
+        city=CITY, county=county)
+    return build_envelope(event, stream=month_stream(school_id, "2026-09"),
+                          actor=Actor(kind="school", id=f"staff:{school_id}"))
 
 
 def the_province() -> list[Envelope]:
@@ -225,7 +244,8 @@ def enrolment(store: FakeStore, blobs: FakeBlobs) -> EnrolmentService:
 
 @pytest.fixture()
 def appeals(store: FakeStore, blobs: FakeBlobs) -> AppealsService:
-    return worker_factory(AppealsService, store=store, blobs=blobs)  # type: ignore[no-any-return]
+    return worker_factory(AppealsService, store=store, blobs=blobs,  # type: ignore[no-any-return]
+                          calendar=load_work_calendar())
 
 
 @pytest.fixture()
@@ -532,60 +552,73 @@ def test_a_school_publishes_only_its_own_results(spotcheck: SpotcheckService, st
 # ============================================================================= appeals
 
 
-def test_the_school_files_an_appeal_with_its_letter(appeals: AppealsService, store: FakeStore,
-                                                    blobs: FakeBlobs, staff: str) -> None:
-    status, body = ask(appeals.file, staff, APPEAL)
-    assert status == 201
-    filed = only(store.recorded, "AppealFiled")
-    assert filed.stream == appeal_stream(body["appeal_id"])
-    assert (filed.payload["school_id"], filed.payload["month"]) == ("SC1", "2026-10")
-    assert blobs.get(filed.payload["letter_ref"]) == b"letter"
-    assert filed.actor == Actor(kind="school", id="staff:SC1:wang", school="SC1")
-
-
-def test_a_school_appeals_only_for_its_own_students_and_keeps_no_letter(
+def test_the_school_records_an_objection_in_the_window_and_files_its_month(
         appeals: AppealsService, store: FakeStore, blobs: FakeBlobs, staff: str) -> None:
-    status, body = ask(appeals.file, staff, {**APPEAL, "student_id": "G002"})
+    store.given(published())
+    status, body = ask(appeals.record_objection, staff, OBJECTION)
+    assert status == 201, body
+    assert (body["published_on"], body["window_ends_on"], body["filing_id"]) == (
+        "2026-10-09", "2026-10-15", "SC1-2026-09")
+    objection = only(store.recorded, "ObjectionRecorded")
+    assert objection.stream == month_stream("SC1", "2026-09")
+    assert objection.actor == Actor(kind="school", id="staff:SC1:wang", school="SC1")
+    status, body = ask(appeals.file_month, staff, {"month": "2026-09"})
+    assert status == 201, body
+    assert [(s["student_id"], s["name_masked"], s["objected_on"]) for s in body["students"]] == [
+        ("G001", "张*", "2026-10-13")]
+    filing = only(store.recorded[1:], "AppealFiled")
+    assert (filing.payload["authority_level"], filing.payload["filed_on"]) == ("county", "2026-10-14")
+    assert blobs.get(filing.payload["letter_ref"]).startswith(b"%PDF")
+    status, body = ask(appeals.file_month, staff, {"month": "2026-09"})
+    assert (status, body["error"]) == (409, "ALREADY_FILED")
+
+
+@pytest.mark.parametrize(("published_on", "received_on", "code", "named"), [
+    ("2026-09-28", "2026-10-12", "OBJECTION_LATE", "2026-10-10"),  # National Day; Sat 10-10 works
+    ("2026-09-30", "2026-10-14", "OBJECTION_LATE", "2026-10-13"),  # the same holidays, received today
+    ("2026-10-09", "2026-10-15", "RECEIVED_IN_FUTURE", "2026-10-14"),  # today is 10-14
+    ("2026-10-09", "2026-10-08", "RECEIVED_BEFORE_PUBLICATION", "2026-10-09"),
+])
+def test_objections_outside_the_window_or_dated_after_today_are_refused(
+        appeals: AppealsService, store: FakeStore, staff: str, published_on: str, received_on: str,
+        code: str, named: str) -> None:
+    store.given(published(on=published_on))
+    status, body = ask(appeals.record_objection, staff, {**OBJECTION, "received_on": received_on})
+    assert (status, body["error"]) == (422, code) and named in body["message"], body
+    assert store.recorded == []
+
+
+def test_no_objection_before_the_results_are_published_nor_for_another_school(
+        appeals: AppealsService, store: FakeStore, staff: str) -> None:
+    status, body = ask(appeals.record_objection, staff, OBJECTION)
+    assert (status, body["error"]) == (409, "RESULTS_NOT_PUBLISHED")
+    store.given(published(), published(school_id="SC2"))
+    status, body = ask(appeals.record_objection, staff, {**OBJECTION, "student_id": "G002"})
     assert (status, body["error"]) == (403, "OUTSIDE_AREA")
-    assert store.recorded == [] and blobs.kept == {}
+    assert store.recorded == []
 
 
-def test_the_same_level_authority_rules_on_an_appeal(appeals: AppealsService, store: FakeStore,
-                                                     token: Callable[..., str]) -> None:
-    store.given(appeal("A1"))
+def test_the_same_level_authority_of_the_area_rules_on_each_student_once(
+        appeals: AppealsService, store: FakeStore, token: Callable[..., str]) -> None:
+    store.given(filed())
     county = token("county", "county:yc:zhao", city=CITY, county=COUNTY)
-    status, body = ask(appeals.resolve, county, {"decision": "approved"}, appeal_id="A1")
-    assert (status, body) == (200, {"appeal_id": "A1", "decision": "approved", "decided_by": "county"})
+    ruling = {"student_id": "G001", "decision": "approved", "reason": "病历属实"}
+    for other, code in ((token("city", "city:zmd", city=CITY), "NOT_SAME_LEVEL"),
+                        (token("province", "province:ha"), "NOT_SAME_LEVEL"),
+                        (token("county", "county:xp", city=CITY, county=OTHER_COUNTY), "OUTSIDE_AREA")):
+        status, body = ask(appeals.rule, other, ruling, filing_id="SC1-2026-09")
+        assert (status, body["error"]) == (403, code)
+    assert store.recorded == []
+    status, body = ask(appeals.rule, county, ruling, filing_id="SC1-2026-09")
+    assert (status, body) == (200, {"filing_id": "SC1-2026-09", "student_id": "G001", "decision": "approved",
+                                    "decided_by": "county"})
     resolved = only(store.recorded, "AppealResolved")
-    assert (resolved.stream, resolved.payload["student_id"]) == (appeal_stream("A1"), "G001")
+    assert (resolved.stream, resolved.payload["reason"]) == (month_stream("SC1", "2026-09"), "病历属实")
     assert resolved.actor == Actor(kind="authority", id="county:yc:zhao")
-
-
-def test_an_authority_of_another_level_does_not_rule_on_an_appeal(appeals: AppealsService, store: FakeStore,
-                                                                  token: Callable[..., str]) -> None:
-    store.given(appeal("A1"))
-    for other in (token("city", "city:zmd", city=CITY), token("province", "province:ha")):
-        status, body = ask(appeals.resolve, other, {"decision": "approved"}, appeal_id="A1")
-        assert (status, body["error"]) == (403, "NOT_SAME_LEVEL")
-    assert store.recorded == []
-
-
-def test_a_county_rules_only_on_appeals_of_its_own_schools(appeals: AppealsService, store: FakeStore,
-                                                           token: Callable[..., str]) -> None:
-    store.given(appeal("A2", school_id="SC2", student_id="G002"))
-    county = token("county", "county:yc:zhao", city=CITY, county=COUNTY)
-    status, body = ask(appeals.resolve, county, {"decision": "approved"}, appeal_id="A2")
-    assert (status, body["error"]) == (403, "OUTSIDE_AREA")
-    assert store.recorded == []
-
-
-def test_an_appeal_is_ruled_once(appeals: AppealsService, store: FakeStore,
-                                 token: Callable[..., str]) -> None:
-    store.given(appeal("A1"), appeal_resolved("A1"))
-    county = token("county", "county:yc:zhao", city=CITY, county=COUNTY)
-    status, body = ask(appeals.resolve, county, {"decision": "approved"}, appeal_id="A1")
-    assert (status, body["error"]) == (409, "ALREADY_RESOLVED")
-    assert store.recorded == []
+    status, body = ask(appeals.rule, county, ruling, filing_id="SC1-2026-09")
+    assert (status, body["error"]) == (409, "ALREADY_RULED")
+    status, body = ask(appeals.rule, county, {**ruling, "student_id": "G002"}, filing_id="SC1-2026-09")
+    assert (status, body["error"]) == (404, "NOT_IN_FILING")
 
 
 # ============================================================================= hardship
@@ -645,18 +678,25 @@ def test_a_write_without_a_token_is_refused(hardship: HardshipService, store: Fa
 
 
 @pytest.mark.parametrize("route", [
-    "enrolment evidence", "enrolment capture", "check-in capture", "forced pass", "appeal letter"])
+    "enrolment evidence", "enrolment capture", "check-in capture", "forced pass", "appeal letter",
+    "signed letter"])
 def test_a_request_whose_event_cannot_be_recorded_keeps_no_photo(
         route: str, store: FakeStore, blobs: FakeBlobs, enrolment: EnrolmentService,
         spotcheck: SpotcheckService, appeals: AppealsService, staff: str, kiosk: str) -> None:
     store.given(student("G003", "SC1"), check("C1"), rejected("K1"), rejected("K2"), rejected("K3"))
+    if route == "appeal letter":
+        store.given(published(), objection())
+    if route == "signed letter":
+        store.given(filed())
     store.fail_next_append(psycopg.OperationalError("the database went away"))
     calls: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {
         "enrolment evidence": lambda: ask(enrolment.evidence, staff, EVIDENCE),
         "enrolment capture": lambda: ask(enrolment.capture, kiosk, NEW_CAPTURE),
         "check-in capture": lambda: ask(spotcheck.submit_capture, kiosk, CHECK_IN, check_id="C1"),
         "forced pass": lambda: force(spotcheck, kiosk),
-        "appeal letter": lambda: ask(appeals.file, staff, APPEAL),
+        "appeal letter": lambda: ask(appeals.file_month, staff, {"month": "2026-09"}),
+        "signed letter": lambda: ask(appeals.attach_signed, staff, {"scan": b64(PHOTO)},
+                                     filing_id="SC1-2026-09"),
     }
     status, body = calls[route]()
     assert (status, body["error"]) == (503, "DATABASE_UNAVAILABLE")

@@ -1,4 +1,4 @@
-"""Rules of the entry services (registration, new capture, checks, appeals, hardship), on plain
+"""Rules of the entry services (registration, new capture, checks, hardship), on plain
 data: one test per rule, with the error code a user sees."""
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from contracts.events import (
 from contracts.identity import check_digit
 from contracts.reasons import REASONS, describe
 from contracts.students import SchoolView, StudentView, capture_stream
-from services.appeals import domain as appeals
-from services.appeals.commands import FileAppeal, Resolve
 from services.enrolment import commands as enrol_cmd
 from services.enrolment import domain as enrol
 from services.facematch.reasons import Code
@@ -534,23 +532,6 @@ def test_every_reason_facematch_can_emit_has_a_chinese_and_an_english_text() -> 
     assert not missing, f"contracts/reasons.py has no texts for {missing}"
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii() for zh, en in REASONS.values())
     assert describe("SOMETHING_NEW") == describe("ANOTHER") and describe("NO_MATCH") == REASONS["NO_MATCH"]
-
-
-def test_an_appeal_is_resolved_once_by_the_schools_same_level_authority() -> None:
-    command = FileAppeal.model_validate_json('{"student_id": "A0001", "month": "2026-10",'
-                                             ' "objected_on": "2026-11-03", "letter": "aGVsbG8="}')
-    filed = appeals.file(command, "SC1", "blob:letter")
-    view = appeals.appeal_view(filed.appeal_id,
-                               [build_envelope(filed, stream="a", actor=Actor(kind="school", id="s"))])
-    with pytest.raises(DomainError) as info:
-        appeals.resolve(view, Resolve(decision="approved"), "city", "county")
-    assert info.value.code == "NOT_SAME_LEVEL"
-    resolved = appeals.resolve(view, Resolve(decision="approved"), "county", "county")
-    assert (resolved.decision, resolved.decided_by) == ("approved", "county")
-    view.decision = resolved.decision
-    with pytest.raises(DomainError) as info:
-        appeals.resolve(view, Resolve(decision="rejected"), "county", "county")
-    assert info.value.code == "ALREADY_RESOLVED"
 
 
 @pytest.mark.parametrize("categories, judged, level", [

@@ -98,9 +98,49 @@ class Appeal(NamedTuple):
 
 
 class Resolution(NamedTuple):
+    """AppealResolved: one student's ruling, keyed by the filing (``appeal_id``)."""
+
     ts: float
     eid: str
     decision: str
+    decided_by: str | None = None
+
+
+class FilingEntry(NamedTuple):
+    """One student of an AppealFiled (v2, or v1 upcast). A filing is a shared fact (it names
+    several students) kept as one entry per student, each last-writer-wins on its own, so that
+    an event changes only the students it names."""
+
+    ts: float
+    eid: str
+    student_id: str
+    school_id: str
+    month: str
+    objected_on: str
+    filed_on: str | None
+    authority_level: str | None
+
+
+class ClosedEntry(NamedTuple):
+    """One student of an AppealClosedUnhandled: not ruled within the filing's month (当月未予处理)."""
+
+    ts: float
+    eid: str
+    student_id: str
+    closed_on: str
+
+
+def merge_entries(old: tuple[Any, ...] | None, new: Iterable[Any]) -> tuple[Any, ...] | None:
+    """``old`` entries (``ts, eid, student_id, ...``, sorted by student) with ``new`` ones, the
+    greatest ``(ts, eid)`` per student winning; ``old`` itself (the same object) when unchanged."""
+    by_student = {e.student_id: e for e in old or ()}
+    changed = False
+    for entry in new:
+        known = by_student.get(entry.student_id)
+        if known is None or (entry.ts, entry.eid) > (known.ts, known.eid):
+            by_student[entry.student_id] = entry
+            changed = True
+    return tuple(sorted(by_student.values(), key=lambda e: e.student_id)) if changed else old
 
 
 class Plan(NamedTuple):
@@ -323,6 +363,10 @@ class SharedFacts:
         self.checks: dict[str, CheckFact] = {}
         self.closings: dict[str, Closing] = {}
         self.publications: dict[tuple[str, str], Publication] = {}
+        # appeal filings (filing id -> filing) and those closed unhandled at their month's end
+        self.filings: dict[str, tuple[FilingEntry, ...]] = {}
+        self.filings_closed: dict[str, tuple[ClosedEntry, ...]] = {}
+        self._filings_by_student: dict[str, list[tuple[str, FilingEntry]]] | None = None
         # semester -> import_id -> part number -> part
         self.rosters: dict[str, dict[str, dict[int, RosterPart]]] = {}
         self._index: _CheckIndex | None = None
@@ -330,8 +374,9 @@ class SharedFacts:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SharedFacts) and (
-            self.checks, self.closings, self.publications, self.rosters
-        ) == (other.checks, other.closings, other.publications, other.rosters)
+            self.checks, self.closings, self.publications, self.rosters, self.filings, self.filings_closed
+        ) == (other.checks, other.closings, other.publications, other.rosters, other.filings,
+              other.filings_closed)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -353,6 +398,23 @@ class SharedFacts:
             if check.school_ids is None or (school_id is not None and school_id in check.school_ids):
                 found.append(check)
         return found
+
+    # -- appeal filings
+
+    def filings_of(self, student_id: str, month: str) -> list[tuple[str, FilingEntry]]:
+        """``(filing id, the student's entry)`` of every filing naming ``student_id`` for ``month``."""
+        index = self._filings_by_student
+        if index is None:
+            index = {}
+            for filing_id, entries in sorted(self.filings.items()):
+                for entry in entries:
+                    index.setdefault(entry.student_id, []).append((filing_id, entry))
+            self._filings_by_student = index
+        return [(f, e) for f, e in index.get(student_id, ()) if e.month == month]
+
+    def closed_for(self, filing_id: str, student_id: str) -> ClosedEntry | None:
+        """The closing (unhandled at month end) of ``filing_id`` for ``student_id``, if any."""
+        return next((e for e in self.filings_closed.get(filing_id, ()) if e.student_id == student_id), None)
 
     # -- roster
 
@@ -380,6 +442,7 @@ class SharedFacts:
         (keyed by semester, import id, part). The live projection loads entries per student."""
         view = SharedFacts()
         view.checks, view.closings, view.publications = self.checks, self.closings, self.publications
+        view.filings, view.filings_closed = self.filings, self.filings_closed
         if self._index is None:
             self._index = _CheckIndex(self.checks.values())
         view._index = self._index
@@ -434,6 +497,15 @@ def _load_publication(shared: SharedFacts, key: str, fact: Mapping[str, Any]) ->
     shared.publications[(fact["school_id"], fact["month"])] = Publication(*fact["v"])
 
 
+def _load_filing(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
+    shared.filings[key] = tuple(FilingEntry(*e) for e in fact["v"])
+    shared._filings_by_student = None
+
+
+def _load_filing_closed(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
+    shared.filings_closed[key] = tuple(ClosedEntry(*e) for e in fact["v"])
+
+
 def _load_roster_part(shared: SharedFacts, key: str, fact: Mapping[str, Any]) -> None:
     parts = shared.rosters.setdefault(fact["semester"], {}).setdefault(fact["import_id"], {})
     ts, eid, count = fact["v"]
@@ -469,6 +541,12 @@ SHARED_KINDS: dict[str, SharedKind] = {
         lambda s, k: s.publications.get((k[0], k[1])), lambda s: s.publications.items(),
         lambda k, r: (json.dumps(list(k)), {"v": _values(r), "school_id": k[0], "month": k[1]}),
         _load_publication),
+    "filing": SharedKind(
+        lambda s, k: s.filings.get(k[0]), lambda s: (((k,), v) for k, v in s.filings.items()),
+        lambda k, r: (k[0], {"v": [list(e) for e in r]}), _load_filing),
+    "filing_closed": SharedKind(
+        lambda s, k: s.filings_closed.get(k[0]), lambda s: (((k,), v) for k, v in s.filings_closed.items()),
+        lambda k, r: (k[0], {"v": [list(e) for e in r]}), _load_filing_closed),
     "roster_part": SharedKind(
         lambda s, k: s.rosters.get(k[0], {}).get(k[1], {}).get(k[2]), _roster_parts,
         lambda k, r: (json.dumps(list(k)), {"v": list(r[:3]), "semester": k[0], "import_id": k[1],
@@ -756,15 +834,37 @@ def _forced(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
         _own(f, "forced")[check_id] = record
 
 
-@folds("AppealFiled")
+def _filing_students(p: Payload) -> Impact:
+    return Impact(students=frozenset(s["student_id"] for s in p["students"]))
+
+
+@folds("AppealFiled", shared="filing", key=lambda p: (p["filing_id"],), impact=_filing_students)
 def _appeal_filed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    _keep_latest(ledger, p, "appeals", p["appeal_id"],
-                 Appeal(ts, eid, p["month"], p["objected_on"], p["school_id"]))
+    """A filing names several students: a shared fact, like a publication (one per school and month)."""
+    shared, key = ledger.shared, sys.intern(p["filing_id"])
+    school, month = sys.intern(p["school_id"]), sys.intern(p["month"])
+    merged = merge_entries(shared.filings.get(key), (
+        FilingEntry(ts, eid, s["student_id"], school, month, s["objected_on"], p.get("filed_on"),
+                    p.get("authority_level")) for s in p["students"]))
+    if merged is not None and merged is not shared.filings.get(key):
+        shared.filings[key] = merged
+        shared._filings_by_student = None
+
+
+@folds("AppealClosedUnhandled", shared="filing_closed", key=lambda p: (p["filing_id"],),
+       impact=lambda p: Impact(students=frozenset(p["student_ids"])))
+def _appeal_closed(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
+    shared, key = ledger.shared, sys.intern(p["filing_id"])
+    merged = merge_entries(shared.filings_closed.get(key),
+                           (ClosedEntry(ts, eid, sid, p["closed_on"]) for sid in p["student_ids"]))
+    if merged is not None:
+        shared.filings_closed[key] = merged
 
 
 @folds("AppealResolved")
 def _appeal_resolved(ledger: Ledger, eid: str, ts: float, p: Payload) -> None:
-    _keep_latest(ledger, p, "resolutions", p["appeal_id"], Resolution(ts, eid, p["decision"]))
+    _keep_latest(ledger, p, "resolutions", p["appeal_id"],
+                 Resolution(ts, eid, p["decision"], p.get("decided_by")))
 
 
 @folds("InternshipPlanFiled")

@@ -64,9 +64,12 @@ Decisions taken where the rules were ambiguous (each one has a test in ``tests/e
   before the StudentLeft was recorded shows the earlier status.
 - *Targeted checks* replace the month's routine result, in both directions.
 - *Appeals* apply to failed months: approved and in time => "passed_on_appeal". Late (objected
-  after the 5th working day after the school's first MonthResultsPublished for the month),
-  rejected, unresolved, or (policy flag) resolved after the calendar month in which it was
-  filed (当月未予处理) => the original result stands, with the reason.
+  after the 5th working day after the school's first MonthResultsPublished for the month, by
+  the one working-day calendar, :mod:`contracts.workdays`), rejected, unresolved, closed
+  unhandled at the end of its filing month (AppealClosedUnhandled), or (policy flag) resolved
+  after the calendar month in which it was filed (当月未予处理) => the original result stands.
+  A filing (AppealFiled v2) lists several students; each month's note names the filing and
+  the ruling's (or closing's) event id.
 - *Placement* (顶岗实习): ignored for grade < 2 or when never filed; in force from
   ``max(starts_on, filed_on)`` to ``ends_on`` (or PlacementEnded's ``ended_on``). Checks opened
   in that period are "placement" (out of checks, counts as passed); the grant is suspended for
@@ -97,6 +100,7 @@ from typing import Any
 
 from contracts.calendar import parse_month
 from contracts.eligibility_status import SCHEMA_ID
+from contracts.workdays import WorkCalendarError, objection_window_end
 from services.eligibility.domain.calendar import (
     CalendarError,
     add_months,
@@ -612,44 +616,60 @@ class _Student:
     # ------------------------------------------------------------------ appeals
 
     def _appeals(self, month: str) -> tuple[list[str], list[str], bool]:
+        """The appeal filings naming the student for ``month`` (shared facts: one filing per
+        school and month lists its students). Each note names the filing and, when there is one,
+        the ruling's or the closing's event, so the explanation says what decided the month."""
         notes: list[str] = []
         eids: list[str] = []
         approved = False
-        for appeal_id, appeal in sorted(self.facts.appeals.items()):
-            if appeal.month != month:
-                continue
-            eids.append(appeal.eid)
-            resolution = self.facts.resolutions.get(appeal_id)
+        for filing_id, filing in self.shared.filings_of(self.sid, month):
+            eids.append(filing.eid)
+            resolution = self.facts.resolutions.get(filing_id)
             # The student's (current) school's publication: the same school that decides which
             # checks apply, so that a publication re-derives exactly that school's students.
-            school = self.reg.school_id if self.reg is not None else appeal.school_id
+            school = self.reg.school_id if self.reg is not None else filing.school_id
             publication = self.shared.publications.get((school, month))
             late = False
             if publication is not None:
                 eids.append(publication.eid)
                 try:
                     published = date.fromisoformat(publication.published_on)
-                    objected = date.fromisoformat(appeal.objected_on)
+                    objected = date.fromisoformat(filing.objected_on)
                 except ValueError:
-                    notes.append(f"appeal {appeal_id}: invalid dates")
+                    notes.append(f"appeal {filing_id}: invalid dates")
                     continue
                 window = self.book.policy_at(published).appeal_objection_working_days
-                late = objected > self.book.calendar.add_working_days(published, window)
-            if late:
-                notes.append(f"appeal {appeal_id}: objection late, not handled")
-                continue
+                try:
+                    end = objection_window_end(self.book.calendar, published, window)
+                except WorkCalendarError as exc:  # the appeals service checked it when recording
+                    notes.append(f"appeal {filing_id}: window not re-checked ({exc})")
+                else:
+                    late = objected > end
+                    if late:
+                        notes.append(f"appeal {filing_id}: objection of {filing.objected_on} late (the window"
+                                     f" ended {end.isoformat()}), not handled")
+                        continue
+            closed = self.shared.closed_for(filing_id, self.sid)
             if resolution is None:
-                notes.append(f"appeal {appeal_id}: not handled, original result stands")
+                if closed is not None:
+                    eids.append(closed.eid)
+                    notes.append(f"appeal {filing_id}: not handled in the month it was filed in, closed"
+                                 f" unhandled on {closed.closed_on} (event {closed.eid});"
+                                 " original result stands")
+                else:
+                    notes.append(f"appeal {filing_id}: not handled, original result stands")
                 continue
             eids.append(resolution.eid)
-            policy = self.book.policy_at(local_date(appeal.ts))
+            policy = self.book.policy_at(local_date(filing.ts))
+            by = f"the {resolution.decided_by} authority" if resolution.decided_by else "the authority"
             if resolution.decision != "approved":
-                notes.append(f"appeal {appeal_id}: rejected")
+                notes.append(f"appeal {filing_id}: rejected by {by} (ruling {resolution.eid})")
             elif policy.appeal_resolve_within_filing_month \
-                    and local_month(resolution.ts) != local_month(appeal.ts):
-                notes.append(f"appeal {appeal_id}: approved after the month it was filed in, not applied")
+                    and local_month(resolution.ts) != local_month(filing.ts):
+                notes.append(f"appeal {filing_id}: approved after the month it was filed in, not applied"
+                             f" (ruling {resolution.eid})")
             else:
-                notes.append(f"appeal {appeal_id}: approved")
+                notes.append(f"appeal {filing_id}: approved by {by} (ruling {resolution.eid})")
                 approved = True
         return notes, eids, approved
 
