@@ -17,7 +17,7 @@ from backbone.edge import Answer, Call, EdgeService, route, school_for, student_
 from backbone.errors import DomainError, NotFound
 from backbone.messaging import EventStoreAccess, EventStoreProvider
 from backbone.sealing import JsonSealer, purpose_key
-from contracts.calendar import local_date
+from contracts.calendar import local_date, semester_of
 from contracts.events import Event
 from contracts.identity import InvalidIdNumber, hash_id_number
 from contracts.students import student_stream, student_view
@@ -380,6 +380,7 @@ class HardshipService(EdgeService):
         year_id = call.query.school_year
         year = self._year(school_id, year_id)
         out = []
+        semester = semester_of(local_date(config.now()))
         for case in self._school_cases(school_id, year_id):
             opened = case.opened or {}
             call.read_personal(opened["student_id"])
@@ -391,6 +392,7 @@ class HardshipService(EdgeService):
                     "stage": opened["stage"],
                     "status": cases.status_of(case, year),
                     "level": current["level"] if current and case.revoked is None else None,
+                    "semester_review_due": cases.semester_review_due(case, semester),
                 }
             )
         return 200, {

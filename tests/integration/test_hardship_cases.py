@@ -560,6 +560,7 @@ def test_public_notice_objections_and_archive_of_a_school_year(aid: Aid) -> None
     )
     status, listing = aid.call("GET", f"/schools/{school}/cases?school_year={YEAR}", token=staff)
     assert status == 200 and listing["archived"] is True and len(listing["publications"]) == 2
+    assert {c["semester_review_due"] for c in listing["cases"]} == {False}  # today is in 2026-autumn
     assert {c["case_id"]: c["level"] for c in listing["cases"]} == {
         first: "especially_difficult",
         second: "not_difficult",

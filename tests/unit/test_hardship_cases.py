@@ -341,3 +341,16 @@ def test_judged_especially_difficult_without_a_category_is_especially_difficult(
     # seed 004 第十二条: 特别困难 covers categories 1-6 "及由本实施细则认定的其他特别困难学生"
     assert hardship.level_for((), True) == "especially_difficult"
     assert hardship.level_for((), False) == "not_difficult"
+
+
+def test_a_case_determined_for_autumn_is_due_for_review_in_spring() -> None:
+    case = Case(claims=[{"category": 8}])
+    case.add(cases.assess(case.view, q(), POLICY, SEALER))
+    assert not cases.semester_review_due(case.view, "2027-spring")  # not determined yet
+    case.add(case.determine("difficult", [8]))
+    assert not cases.semester_review_due(case.view, "2026-autumn")
+    assert cases.semester_review_due(case.view, "2027-spring")
+    assert not cases.semester_review_due(case.view, "2027-autumn")  # another school year: a new case
+    case.add(case.determine("difficult", [8], trigger="semester_review", reason="学期动态调整",
+                            effective_semester="2027-spring"))
+    assert not cases.semester_review_due(case.view, "2027-spring")

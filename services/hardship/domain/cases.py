@@ -194,6 +194,16 @@ def school_year_view(school_id: str, school_year: str, events: Iterable[Envelope
     return view
 
 
+def semester_review_due(case: CaseView, semester: str) -> bool:
+    """Dynamic adjustment each semester (第十三条): a determined, unrevoked case whose latest
+    determination is for an earlier semester of its school year than ``semester``."""
+    current = case.current
+    if current is None or case.revoked is not None or case.opened is None:
+        return False
+    order = semesters_of(case.opened["school_year"])
+    return semester in order and order.index(current["effective_semester"]) < order.index(semester)
+
+
 def status_of(case: CaseView, year: SchoolYearView) -> str:
     """Where the case stands: opened, compared, assessed, determined, noticed,
     objection_under_review, reassessment_due, archived, revoked."""
