@@ -115,6 +115,8 @@ class LivenessLimits:
     max_background_change: float = 12.0
     #: a turn starts near-frontal
     start_max_abs_yaw_deg: float = 15.0
+    #: a blink: the eye aspect ratio of a frame at most this fraction of an earlier and a later one's
+    blink_ear_drop: float = 0.8
     #: a blink keeps the face's proportions (eye line to chin / eye width) within this fraction
     blink_face_tolerance: float = 0.08
     #: flat picture: the landmarks change by at least this much beyond a similarity (eye-widths,

@@ -13,7 +13,8 @@ capture, and the burst must be one continuous take that shows that action, in or
 4. not a flat picture moved in front of the camera: when the face's landmarks change by more
    than a similarity (a turn, a tilt), a plane's perspective (a homography) must not explain
    the change, as it does for a photo or a screen;                               LIVENESS_FLAT
-5. the action: blink = eyes open -> closed -> open with the face's own proportions unchanged
+5. the action: blink = eyes open -> closed -> open (the eye aspect ratio falls to at most
+   `blink_ear_drop` of the open frames') with the face's own proportions unchanged
    (a tilted photo shortens the eyes too); turn left / right = from a near-frontal first frame
    the yaw moves at least `min_yaw_delta_deg` to the asked side. Another action than the one
    asked is LIVENESS_WRONG_ACTION, none LIVENESS_NO_ACTION.
@@ -171,15 +172,15 @@ def planar_residuals(a: Points, b: Points) -> tuple[float, float]:
     the points, in eye-to-eye widths of b. A plane (photo, screen) moved or tilted: the
     homography explains the change; a head turning: it does not (the nose and the cheeks are
     at different depths)."""
-    src = np.asarray(a[:, :2], dtype=np.float64)
-    dst = np.asarray(b[:, :2], dtype=np.float64)
+    src = np.ascontiguousarray(a[:, :2], dtype=np.float32)
+    dst = np.ascontiguousarray(b[:, :2], dtype=np.float32)
     scale = _iod(b)
     similarity, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
     homography, _ = cv2.findHomography(src, dst, 0)
     if similarity is None or homography is None:
         return 0.0, 0.0
-    by_similarity = src @ similarity[:, :2].T + similarity[:, 2]
-    projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), homography).reshape(-1, 2)
+    by_similarity = src.astype(np.float64) @ similarity[:, :2].T + similarity[:, 2]
+    projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), homography).reshape(-1, 2).astype(np.float64)
     r_sim = float(np.sqrt(((by_similarity - dst) ** 2).sum(axis=1).mean())) / scale
     r_h = float(np.sqrt(((projected - dst) ** 2).sum(axis=1).mean())) / scale
     return r_sim, r_h
@@ -268,13 +269,16 @@ def continuity_problem(
 
 
 def _blink_shown(signals: Sequence[FrameSignal], limits: LivenessLimits) -> bool:
-    """Open -> closed -> open with the face's height-to-width proportion of the closed frame
-    within `blink_face_tolerance` of the open frames' (a tilted flat picture shortens both)."""
+    """Open -> closed -> open: a frame whose eye aspect ratio is at most `blink_ear_drop` of
+    an earlier and a later frame's (relative, as open eyes differ from person to person), with
+    the face's height-to-width proportion within `blink_face_tolerance` of those frames' (a
+    tilted flat picture shortens the eyes and the face alike)."""
     for i, closed in enumerate(signals):
-        if closed.ear is None or closed.ear > limits.ear_closed:
+        if closed.ear is None:
             continue
-        before = [s for s in signals[:i] if s.ear is not None and s.ear >= limits.ear_open]
-        after = [s for s in signals[i + 1 :] if s.ear is not None and s.ear >= limits.ear_open]
+        opened = closed.ear / limits.blink_ear_drop
+        before = [s for s in signals[:i] if s.ear is not None and s.ear >= opened]
+        after = [s for s in signals[i + 1 :] if s.ear is not None and s.ear >= opened]
         if not before or not after:
             continue
         ratio = face_height_ratio(closed.shape)
