@@ -1,30 +1,45 @@
-"""The live projection as a nameko dependency: ``self.projection`` in the eligibility service."""
+"""The live projection as a nameko dependency: ``self.projection`` in the eligibility service.
+
+Events are applied in batches (:mod:`.batching`): ``AID_BATCH_SIZE`` events at most (500), waiting at most
+``AID_BATCH_WAIT_MS`` (50) after the first for more; the service's ``max_workers`` bounds what can gather."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from nameko.extensions import DependencyProvider
+from prometheus_client import Histogram
 
 from backbone import config
 from backbone.db import Pool
+from backbone.messaging import failure_kind
 from contracts.envelope import Envelope
 from services.eligibility.domain.rules import StudentStatus
 from services.eligibility.projection import queries
+from services.eligibility.projection.batching import DEFAULT_SIZE, DEFAULT_WAIT, Batcher, Outcome
 from services.eligibility.projection.writer import ApplyResult, Projection
 
 
 class LiveProjection:
     """What a worker gets: the projection's writer and queries over one connection pool."""
 
-    def __init__(self, pool: Pool, writer: Projection) -> None:
+    def __init__(self, pool: Pool, writer: Projection, batch_size: int = DEFAULT_SIZE,
+                 batch_wait: float = DEFAULT_WAIT) -> None:
         self.pool = pool
         self.writer = writer
+        self.batcher = Batcher(lambda batch: set(self.apply(batch).new_ids), size=batch_size, wait=batch_wait,
+                               is_transient=lambda exc: failure_kind(exc) == "transient",
+                               on_batch=_observe_batch)
 
     def apply(self, envelopes: Sequence[Envelope]) -> ApplyResult:
         with self.pool.connection() as conn:
             return self.writer.apply_events(conn, envelopes)
+
+    def apply_batched(self, envelope: Envelope) -> Outcome:
+        """Apply ``envelope`` with the next batch (see :mod:`.batching`); returns once it committed."""
+        return self.batcher.submit(envelope)
 
     def student_status(self, student_id: str, semester: str | None = None) -> list[StudentStatus]:
         with self.pool.connection() as conn:
@@ -47,10 +62,24 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
     def setup(self) -> None:
         settings = config.load()
         self.pool = Pool(settings.database_url, size=int(self.container.config.get("DB_POOL_SIZE", 4)))
-        self.live = LiveProjection(self.pool, Projection())
+        conf = {**os.environ, **self.container.config}  # AID_BATCH_SIZE, AID_BATCH_WAIT_MS
+        wait_ms = float(conf.get("AID_BATCH_WAIT_MS", DEFAULT_WAIT * 1000))
+        size = int(conf.get("AID_BATCH_SIZE", DEFAULT_SIZE))
+        self.live = LiveProjection(self.pool, Projection(), batch_size=size, batch_wait=wait_ms / 1000)
 
     def stop(self) -> None:
         self.pool.close()
 
     def get_dependency(self, worker_ctx: Any) -> LiveProjection:
         return self.live
+
+
+BATCH_EVENTS = Histogram("aid_eligibility_batch_events", "Events applied per projection batch",
+                         buckets=(1, 5, 20, 50, 100, 200, 500, 1000, 2000))
+BATCH_SECONDS = Histogram("aid_eligibility_batch_seconds", "Seconds to apply one projection batch",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+
+def _observe_batch(events: int, seconds: float) -> None:
+    BATCH_EVENTS.observe(events)
+    BATCH_SECONDS.observe(seconds)

@@ -56,6 +56,8 @@ class ApplyResult:
     applied: int
     duplicates: int
     rederived: int
+    #: the ids of the events that were new (not processed before)
+    new_ids: frozenset[uuid.UUID] = frozenset()
 
 
 class Projection:
@@ -132,7 +134,8 @@ class Projection:
             token = self._write_shared(conn, shared, dirty)
         students = self._affected(conn, scope)
         self._rederive(conn, students, ledger, shared, top)
-        return ApplyResult(len(envelopes), len(new), len(envelopes) - len(new), len(students)), token
+        return ApplyResult(len(envelopes), len(new), len(envelopes) - len(new), len(students),
+                           frozenset(fresh)), token
 
     def _load_shared_cached(self, conn: Any) -> tuple[SharedFacts, str | None]:
         row = conn.execute("SELECT value FROM eligibility_meta WHERE key = 'shared_token'").fetchone()
