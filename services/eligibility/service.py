@@ -11,6 +11,7 @@ from backbone import observability
 from backbone.edge import Answer, Call, EdgeService, personal_data_reads, route, school_for, student_for
 from backbone.errors import DomainError, Forbidden, NotFound
 from backbone.messaging import EventStoreProvider, event_consumer
+from backbone.workdays import WorkCalendarProvider
 from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.events import ALL_EVENTS
@@ -25,6 +26,7 @@ from services.eligibility.commands import (
     SummaryQuery,
 )
 from services.eligibility.projection.provider import ProjectionProvider
+from services.eligibility.results import ResultsRoutes
 
 # Every type, also those the rules ignore: ``replay --verify`` counts what the projection processed.
 EVENT_TYPES = sorted({cls.TYPE for cls in ALL_EVENTS})
@@ -38,12 +40,14 @@ def _month(month: str) -> str:
     return month
 
 
-class EligibilityService(EdgeService):
+class EligibilityService(ResultsRoutes, EdgeService):
     name = "eligibility"
     #: workers, and so the AMQP prefetch: room for a batch being applied and the next one gathering
     max_workers = 1000
     projection = ProjectionProvider()
     store = EventStoreProvider()
+    #: the working-day calendar (appeal windows), checked at start-up: a missing year stops the start
+    calendar = WorkCalendarProvider()
 
     @event_consumer(*EVENT_TYPES)
     def on_event(self, envelope: Envelope) -> None:
