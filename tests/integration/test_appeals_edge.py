@@ -431,3 +431,14 @@ def test_a_month_of_appeals_filed_printed_ruled_and_closed(site: Site) -> None:
     assert (after["status"], after["notes"]) == ("passed_on_appeal", approved["notes"])
     for name in ("appeals", "eligibility"):
         assert "Traceback" not in site.procs[name].log_tail(200_000), name
+
+
+def test_a_service_does_not_start_when_the_calendar_lacks_the_current_year(site: Site) -> None:
+    far = datetime(2031, 3, 2, 10, 0, tzinfo=SHANGHAI)  # contracts/data/working-calendar.yml ends earlier
+    proc = site.system.service("appeals", name="appeals-2031", AID_CLOCK_OFFSET_SECONDS=offset(far)).start(
+        wait=False
+    )
+    assert proc.popen is not None
+    code = proc.popen.wait(timeout=60)
+    assert code != 0
+    assert "the working-day calendar lacks 2031" in proc.log_tail(20_000)
