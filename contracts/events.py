@@ -177,6 +177,45 @@ class CaptureSubmitted(CaptureEvent):
     terminal_id: str | None = None
     id_photo_ref: str | None = None
     attempt: int = 1
+    #: (optional, added compatibly) the liveness challenge the burst answers
+    #: (LivenessChallengeIssued), its action, and the client's timestamp of each frame in ms
+    challenge_id: str | None = None
+    challenge_action: str | None = None
+    frame_times_ms: list[int] | None = None
+
+
+@event
+class LivenessChallengeIssued(Event):
+    """The service a terminal or the app talks to asked for a liveness action before a capture
+    (``blink``, ``turn_left``, ``turn_right``, drawn at random); the capture that answers it
+    names ``challenge_id`` (and takes it as its capture id: one capture per challenge)."""
+
+    challenge_id: str
+    action: Literal["blink", "turn_left", "turn_right"]
+    student_id: str
+    school_id: str
+    purpose: Purpose
+    channel: Channel
+    issued_at: str
+    expires_at: str
+    terminal_id: str | None = None
+    check_id: str | None = None
+
+
+@event
+class DuplicateFaceHeld(Event):
+    """A new capture's face is already enrolled for another student of the province: the
+    enrolment is held for the province to review; both students are named (no template, no
+    image)."""
+
+    capture_id: str
+    student_id: str
+    school_id: str
+    other_student_id: str
+    other_school_id: str
+    distance: float
+    threshold: float
+    model_version: str
 
 
 @event
@@ -716,6 +755,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     StudentRegistered,
     StudentLeft,
     CaptureSubmitted,
+    LivenessChallengeIssued,
+    DuplicateFaceHeld,
     CaptureVerified,
     CaptureRejected,
     StudentEnrolled,
