@@ -20,8 +20,9 @@ from backbone.sealing import JsonSealer, purpose_key
 from contracts.calendar import local_date, semester_of
 from contracts.events import Event
 from contracts.identity import InvalidIdNumber, hash_id_number
+from contracts.registry import build_envelope
 from contracts.students import student_stream, student_view
-from services.hardship import domain, exports
+from services.hardship import domain, exports, registry
 from services.hardship.commands import (
     Archive,
     Determine,
@@ -111,8 +112,6 @@ class HardshipService(EdgeService):
     def _record(self, call: Call, case: cases.CaseView, *events: Event, status: int = 201) -> Answer:
         store: EventStoreAccess = self.store
         stream = cases.case_stream(case.case_id)
-        from contracts.registry import build_envelope
-
         envelopes = [
             build_envelope(e, stream=stream, actor=call.actor(), occurred_at=config.now()) for e in events
         ]
@@ -217,7 +216,10 @@ class HardshipService(EdgeService):
             school_year=cmd.school_year,
             id_number_hashes=sorted(hashes),
         )
-        stored = self.store.record(event, cases.registry_stream(cmd.school_year), call.actor())
+        envelope = build_envelope(event, stream=cases.registry_stream(cmd.school_year), actor=call.actor(),
+                                  occurred_at=config.now())
+        with self.store.pool.transaction() as conn:
+            stored = registry.record_import(conn, envelope)
         return 201, {"import_id": event.import_id, "rows": len(hashes), "event_id": str(stored.event_id)}
 
     @route("POST", "/cases/<case_id>/comparison", roles=STAFF, returns=Recorded, status=201)
@@ -231,23 +233,8 @@ class HardshipService(EdgeService):
         )
         own = student.registered.id_number_hash if student.registered else None
         guardian = opened.get("guardian_id_hash")
-        found: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
         with self.store.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT ON (payload->>'registry', payload->>'system') payload->>'registry',"
-                " payload->>'system', payload->>'import_id', payload->'id_number_hashes' ? %s,"
-                " payload->'id_number_hashes' ? %s FROM events WHERE type = 'HardshipRegistryImported'"
-                " AND payload->>'school_year' = %s"
-                " ORDER BY payload->>'registry', payload->>'system', position DESC",
-                (own or "", guardian or "", opened["school_year"]),
-            ).fetchall()
-        for registry, system, import_id, has_student, has_guardian in rows:
-            who = frozenset(
-                w
-                for w, hit in (("student", has_student and own), ("guardian", has_guardian and guardian))
-                if hit
-            )
-            found[(registry, system)] = (import_id, who)
+            found = registry.lookup(conn, opened["school_year"], own, guardian)
         return self._record(call, case, cases.compare(case, found))
 
     @route(

@@ -829,3 +829,28 @@ def test_eligibility_grants_only_determined_students_at_their_levels_amount(aid:
     assert set(amounts["not_difficult"].values()) == {0}
     assert set(amounts["none"].values()) == {0}
     assert amounts["revoked"] == {"2026-09": 250, "2026-10": 250, "2026-11": 0, "2026-12": 0, "2027-01": 0}
+
+
+def test_the_registry_projection_is_rebuilt_from_the_log_with_the_same_answers(aid: Aid) -> None:
+    from backbone.config import DEV_HASH_KEY
+    from contracts.identity import hash_id_number
+    from services.hardship import registry
+
+    aid.student()
+    import_registry(aid, "disabled", "national", [id_number(aid.seq)])
+    import_registry(aid, "minimum_living", "province", [GUARDIAN])
+    key = DEV_HASH_KEY.encode()  # the key the test system runs with
+    own, guardian = hash_id_number(key, id_number(aid.seq)), hash_id_number(key, GUARDIAN)
+    with psycopg.connect(aid.system.database_url) as conn:
+        before = registry.lookup(conn, YEAR, own, guardian)
+        assert before[("disabled", "national")][1] == frozenset({"student"})
+        assert before[("minimum_living", "province")][1] == frozenset({"guardian"})
+        n = registry.rebuild(conn)
+        assert (
+            n
+            == conn.execute("SELECT count(*) FROM events WHERE type = 'HardshipRegistryImported'").fetchone()[
+                0
+            ]
+        )  # type: ignore[index]
+        assert registry.lookup(conn, YEAR, own, guardian) == before
+        conn.rollback()
