@@ -11,6 +11,7 @@ undecided when the wait ended).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from datetime import date, datetime, time, timedelta, timezone
@@ -113,6 +114,21 @@ def cmd_capture(client: AidClient, args: argparse.Namespace) -> int:
     frames = read_files(args.frames)
     answer = client.capture(args.terminal, args.check_id, args.student_id, frames, args.attempt)
     return _decided(client, args, answer)
+
+
+def cmd_leave(client: AidClient, args: argparse.Namespace) -> int:
+    _out(client.record_leaving(_school(args), args.student_id, args.reason, args.on, args.to))
+    return 0
+
+
+def cmd_results(client: AidClient, args: argparse.Namespace) -> int:
+    answer = client.results_list(_school(args), args.month, args.format)
+    if args.out and answer.get("content_base64"):
+        Path(args.out).write_bytes(base64.b64decode(answer["content_base64"]))
+        print(f"{answer.get('filename')} written to {args.out}", file=sys.stderr)
+        answer = {k: v for k, v in answer.items() if k != "content_base64"}
+    _out(answer)
+    return 0
 
 
 def cmd_absence(client: AidClient, args: argparse.Namespace) -> int:
@@ -290,6 +306,13 @@ def _parser() -> argparse.ArgumentParser:
                    choices=("leave", "cognitive_internship", "shadowing_internship"))
     p.add_argument("--reported-at", help="when the papers reached the aid office (HH:MM or ISO; default now)")
 
+    p = add("leave", cmd_leave, "school: the student left school (withdrawn, graduated or transferred);"
+                                " aid stops from the next month")
+    p.add_argument("student_id")
+    p.add_argument("--reason", required=True, choices=("withdrawn", "graduated", "transferred"))
+    p.add_argument("--on", required=True, help="the day the student left, YYYY-MM-DD")
+    p.add_argument("--to", help="the school a transferred student went to")
+
     p = add("internship", cmd_internship, "school: file an internship plan (file STUDENT), or record the"
                                           " student's departure or return (departed|returned PLAN_ID --on)")
     p.add_argument("action", choices=("file", "departed", "returned"))
@@ -325,6 +348,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("publish", cmd_publish, "school: publish the month's results (the objection window starts)")
     p.add_argument("month", help="YYYY-MM")
+
+    p = add("results", cmd_results, "school: the month's results list (公示名单, masked), draft or published")
+    p.add_argument("month", help="YYYY-MM")
+    p.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
+    p.add_argument("--out", help="write the CSV or XLSX file here")
 
     p = add("verdict", cmd_verdict, "read a capture's verdict as the terminal or the school's staff")
     p.add_argument("capture_id")

@@ -299,6 +299,13 @@ class AidClient:
         return self.call("POST", "enrolment", "/students", dict(student),
                          self.staff(str(student["school_id"])))
 
+    def record_leaving(self, school_id: str, student_id: str, reason: str, left_on: str,
+                       to_school_id: str | None = None) -> Any:
+        """The student withdrew, graduated or transferred on ``left_on``; aid stops the next month."""
+        body = {"reason": reason, "left_on": left_on, "to_school_id": to_school_id}
+        return self.call("POST", "enrolment", f"/students/{student_id}/leave",
+                         {k: v for k, v in body.items() if v is not None}, self.staff(school_id))
+
     def mark_absence(self, school_id: str, check_id: str, student_id: str, reason: str,
                      reported_at: str | None = None) -> Any:
         body = {"student_id": student_id, "reason": reason, "reported_at": reported_at}
@@ -406,6 +413,12 @@ class AidClient:
     def school_month(self, school_id: str, month: str) -> Any:
         return self.call("GET", "eligibility", f"/schools/{school_id}/months/{month}",
                          token=self.staff(school_id))
+
+    def results_list(self, school_id: str, month: str, fmt: str = "json") -> Any:
+        """The school's monthly results list (masked), ``draft`` or ``published``; for ``csv`` and
+        ``xlsx`` the file is in ``content_base64``."""
+        return self.call("GET", "eligibility", f"/schools/{school_id}/results/{month}",
+                         token=self.staff(school_id), query={"format": fmt})
 
     def student(self, school_id: str, student_id: str) -> Any:
         return self.call("GET", "enrolment", f"/students/{student_id}", token=self.staff(school_id))
