@@ -41,7 +41,28 @@ def school_month(conn: Any, school_id: str, month: str) -> dict[str, Any]:
 
 def province_summary(conn: Any, month: str, *, school_id: str | None = None, county: str | None = None,
                      city: str | None = None) -> dict[str, Any]:
-    """Per month: students, checked, passed, failed, pending, grant paid (count, yuan), withheld by reason."""
+    """Per month: students, checked, passed, failed, pending, grant paid (count, yuan), withheld by reason;
+    from ``eligibility_counts`` (kept by triggers as statuses change, migration 0102): it reads one
+    row per school and metric, never the statuses. :func:`province_summary_scan` is the same answer
+    from the status rows (the tests check that both agree)."""
+    where = ["semester = %(semester)s", "month IN (%(month)s, '*')"]
+    params: dict[str, Any] = {"semester": semester_of_month(month), "month": month}
+    for column, value in (("school_id", school_id), ("county", county), ("city", city)):
+        if value is not None:
+            where.append(f"{column} = %({column})s")
+            params[column] = value
+    rows = conn.execute("SELECT metric, sum(n) FROM eligibility_counts WHERE " + " AND ".join(where)
+                        + " GROUP BY metric", params).fetchall()
+    totals = {metric: int(n) for metric, n in rows}
+    reasons = {(metric[len("withheld:"):] or None): n for metric, n in sorted(totals.items())
+               if metric.startswith("withheld:") and n}
+    return {"month": month, "semester": params["semester"], **{n: totals.get(n, 0) for n in _COUNTS},
+            "withheld_by_reason": reasons}
+
+
+def province_summary_scan(conn: Any, month: str, *, school_id: str | None = None, county: str | None = None,
+                          city: str | None = None) -> dict[str, Any]:
+    """:func:`province_summary` computed from every status row of the semester (a scan)."""
     where = ["s.semester = %(semester)s"]
     params: dict[str, Any] = {"semester": semester_of_month(month), "month": month}
     for column, value in (("school_id", school_id), ("county", county), ("city", city)):

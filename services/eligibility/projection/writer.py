@@ -235,17 +235,17 @@ class Projection:
             conn.execute(
                 "DELETE FROM eligibility_status WHERE student_id = ANY(%s)"
                 " AND NOT (student_id || chr(31) || semester = ANY(%s))", (chunk, keys))
-            if rows:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO eligibility_status ({_STATUS_COLUMNS})"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                        " ON CONFLICT (student_id, semester) DO UPDATE SET school_id = EXCLUDED.school_id,"
-                        " county = EXCLUDED.county, city = EXCLUDED.city, status = EXCLUDED.status,"
-                        " last_position = EXCLUDED.last_position, updated_at = now()"
-                        " WHERE eligibility_status.status IS DISTINCT FROM EXCLUDED.status",
-                        rows,
-                    )
+            if rows:  # one statement per chunk (the summary counts' triggers run once per statement)
+                conn.execute(
+                    f"INSERT INTO eligibility_status ({_STATUS_COLUMNS})"
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                    " %s::jsonb[], %s::bigint[])"
+                    " ON CONFLICT (student_id, semester) DO UPDATE SET school_id = EXCLUDED.school_id,"
+                    " county = EXCLUDED.county, city = EXCLUDED.city, status = EXCLUDED.status,"
+                    " last_position = EXCLUDED.last_position, updated_at = now()"
+                    " WHERE eligibility_status.status IS DISTINCT FROM EXCLUDED.status",
+                    [list(column) for column in zip(*rows, strict=True)],
+                )
 
 
 class _Scope:
@@ -287,7 +287,7 @@ def rebuild(conn: Any, ledger: Ledger, book: PolicyBook | None = None, *, throug
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute("TRUNCATE eligibility_facts, eligibility_shared, eligibility_roster_entries,"
-                     " eligibility_status")
+                     " eligibility_status, eligibility_counts")
         with conn.cursor() as cur:
             with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position)"
                           " FROM STDIN") as copy:
