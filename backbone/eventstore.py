@@ -239,6 +239,15 @@ def read_verdicts_in(conn: Any, check_id: str, student_id: str) -> list[Envelope
     return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
 
 
+def read_types_in(conn: Any, types: Sequence[str], limit: int = 5000) -> list[Envelope]:
+    """The newest ``limit`` events of the given types, upcast, in log order (for short lists
+    such as checks opened and closed)."""
+    rows = conn.execute(
+        f"SELECT * FROM (SELECT {_COLUMNS} FROM events WHERE type = ANY(%s)"
+        " ORDER BY position DESC LIMIT %s) t ORDER BY position", (list(types), limit))
+    return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
+
+
 def read_event(conn: Any, event_id: uuid.UUID) -> Envelope | None:
     """The logged event ``event_id``, upcast, or None if the log has no such event (one lookup on
     the unique index of ``events.event_id``). Consumers handle this copy, never a message body."""

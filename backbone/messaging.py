@@ -57,6 +57,7 @@ from backbone.eventstore import (
     mark_processed,
     read_event,
     read_stream_in,
+    read_types_in,
     read_verdicts_in,
 )
 from backbone.topology import check_base, check_dlq, dlq_name, queue_arguments
@@ -374,6 +375,11 @@ class EventStoreAccess:
         """The capture verdicts of one student in one check, in log order (``read_verdicts_in``)."""
         with self.pool.connection() as conn:
             return read_verdicts_in(conn, check_id, student_id)
+
+    def read_types(self, types: Sequence[str], limit: int = 5000) -> list[Envelope]:
+        """The newest ``limit`` events of ``types`` in log order (``read_types_in``)."""
+        with self.pool.connection() as conn:
+            return read_types_in(conn, types, limit)
 
     def record(self, event: Event, stream: str, actor: Actor, expected_version: int | None = None,
                occurred_at: datetime | None = None) -> Envelope:

@@ -299,6 +299,19 @@ class System:
         self.procs[name or service] = proc
         return proc
 
+    def console(self, name: str = "console", **extra: str) -> Proc:
+        """The web console (``python -m console``), calling this system's services: those
+        started so far, by their API ports."""
+        self.start_issuer()
+        metrics, api = free_port(), free_port()
+        urls = {f"AID_CONSOLE_{svc.upper()}_URL": f"http://127.0.0.1:{proc.api_port}"
+                for svc, proc in self.procs.items() if proc.api_port and svc != "issuer"}
+        proc = Proc(["-m", "console"], self.env(AID_METRICS_PORT=str(metrics), AID_API_PORT=str(api),
+                                                AID_CONSOLE_HOST="127.0.0.1", **urls, **extra),
+                    name, metrics, api, log_dir=self.tmp)
+        self.procs[name] = proc
+        return proc
+
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.stop()

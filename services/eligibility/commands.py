@@ -23,6 +23,13 @@ class SummaryQuery(Model):
     city: Name | None = None
 
 
+class AsOfQuery(Model):
+    """An auditor's question: the status as the log stood at ``as_of`` (events recorded by then)."""
+
+    as_of: Instant
+    semester: Semester | None = None
+
+
 class ReadsQuery(Model):
     student_id: Id | None = None
     caller: text(128) | None = None  # type: ignore[valid-type]
@@ -62,3 +69,17 @@ class PersonalDataRead(Model):
 
 class PersonalDataReads(Model):
     reads: list[PersonalDataRead]
+
+
+class StudentAsOf(Model):
+    """A student's statuses replayed from the log as of an instant, the live projection's, and
+    every difference between a replay of the whole log and the live projection (none when the
+    projection is sound)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    student_id: str
+    as_of: str
+    as_of_statuses: list[dict[str, Any]]
+    live_statuses: list[dict[str, Any]]
+    replay_vs_live: list[str]

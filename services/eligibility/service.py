@@ -7,7 +7,7 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from backbone import observability
+from backbone import config, observability
 from backbone.edge import Answer, Call, EdgeService, personal_data_reads, route, school_for, student_for
 from backbone.errors import DomainError, Forbidden, NotFound
 from backbone.messaging import EventStoreProvider, event_consumer
@@ -16,10 +16,12 @@ from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.events import ALL_EVENTS
 from services.eligibility.commands import (
+    AsOfQuery,
     PersonalDataRead,
     PersonalDataReads,
     ReadsQuery,
     SchoolMonth,
+    StudentAsOf,
     StudentQuery,
     StudentStatuses,
     Summary,
@@ -107,6 +109,35 @@ class EligibilityService(ResultsRoutes, EdgeService):
             if scope["school_id"] is not None:
                 school_for(call, self.store, scope["school_id"])
         return 200, self._summary(month, **scope)
+
+    @route("GET", "/audit/students/<student_id>", roles=("auditor",), query=AsOfQuery, returns=StudentAsOf,
+           personal=True, name="student_as_of")
+    def student_as_of(self, call: Call) -> Answer:
+        """Replay one student's status as of an instant, beside the live projection."""
+        import psycopg
+
+        from services.eligibility.logsource import open_source
+        from services.eligibility.policyfile import load_policy_book
+        from services.eligibility.projection import audit
+        from services.eligibility.replay import Filters, replay
+
+        student_id = call.path["student_id"]
+        student_for(call, self.store, student_id)
+        call.read_personal(student_id)
+        q: AsOfQuery = call.query
+        dsn = config.load().database_url
+        book = load_policy_book()
+        wanted = Filters(students=[student_id], semesters=[q.semester] if q.semester else [])
+        then = list(replay(open_source("postgres", dsn=dsn, as_of=q.as_of), book, wanted))
+        live = self.projection.student_status(student_id, q.semester)
+        with psycopg.connect(dsn) as conn:
+            top = audit.high_water(conn)
+        everything = Filters(students=[student_id], semesters=[q.semester] if q.semester else [])
+        logged = open_source("postgres", dsn=dsn, until_position=top, only_handled=False)
+        now = replay(logged, book, everything)
+        rows = [(student_id, s["semester"], s) for s in live]
+        return 200, StudentAsOf(student_id=student_id, as_of=q.as_of.isoformat(), as_of_statuses=then,
+                                live_statuses=live, replay_vs_live=list(audit.differences(now, rows))[:100])
 
     @route("GET", "/audit/personal-data-reads", roles=("auditor",), query=ReadsQuery,
            returns=PersonalDataReads, name="personal_data_reads")

@@ -45,6 +45,30 @@ class CheckAnswer(Model):
     students: int | None = Field(description="how many students a targeted check names")
 
 
+class CheckQuery(Model):
+    """Which checks to list: those open now (the default) or every one, newest first."""
+
+    state: Literal["open", "all"] = "open"
+
+
+class CheckItem(Model):
+    check_id: str
+    kind: str
+    initiated_by: str
+    semester: str
+    month: str
+    opens_at: str
+    closes_at: str
+    closed: bool
+    open_now: bool = Field(description="not closed, and now is within its window")
+    schools: int | None = Field(description="how many schools the check names; null: every school")
+    students: int | None = Field(description="how many students a targeted check names")
+
+
+class Checks(Model):
+    checks: list[CheckItem]
+
+
 class Closed(Model):
     check_id: str
     closed_at: str

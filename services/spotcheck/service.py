@@ -41,6 +41,9 @@ from services.spotcheck.commands import (
     Accepted,
     Attachment2,
     CheckAnswer,
+    CheckItem,
+    CheckQuery,
+    Checks,
     Closed,
     ConfirmPlacement,
     Departure,
@@ -128,6 +131,47 @@ class SpotcheckService(EdgeService):
             semester=event.semester, month=event.month, opens_at=event.opens_at, closes_at=event.closes_at,
             schools=len(event.school_ids) if event.school_ids is not None else None,
             students=len(event.student_ids) if event.student_ids is not None else None)
+
+    def _covers(self, call: Call, school_ids: list[str] | None) -> bool:
+        """Does a check naming ``school_ids`` (None: every school) concern the caller's school or area?"""
+        caller = call.caller
+        if caller.role in ("province", "auditor") or school_ids is None:
+            return True
+        if caller.role in ("school", "terminal"):
+            return caller.school in school_ids
+        for school_id in school_ids:
+            registered = self._school(school_id).registered
+            if registered is not None and caller.covers_area(registered.city, registered.county):
+                return True
+        return False
+
+    @route("GET", "/checks", roles=("terminal", "school", *AUTHORITIES, "auditor"), query=CheckQuery,
+           returns=Checks)
+    def list_checks(self, call: Call) -> Answer:
+        """List the checks of the caller's school or area, newest first."""
+        opened: dict[str, domain.CheckOpened] = {}
+        closed: set[str] = set()
+        for envelope in self.store.read_types(("CheckOpened", "CheckClosed")):
+            check_id = str(envelope.payload["check_id"])
+            if envelope.type == "CheckOpened":
+                opened[check_id] = domain.CheckOpened(**envelope.payload)
+            else:
+                closed.add(check_id)
+        now = config.now()
+        items = []
+        for check in reversed(list(opened.values())):
+            view = domain.CheckView(check.check_id, opened=check, closed=check.check_id in closed)
+            opens, closes = view.window()
+            open_now = not view.closed and opens <= now <= closes
+            if (call.query.state == "open" and not open_now) or not self._covers(call, check.school_ids):
+                continue
+            items.append(CheckItem(
+                check_id=check.check_id, kind=check.kind, initiated_by=check.initiated_by,
+                semester=check.semester, month=check.month, opens_at=check.opens_at,
+                closes_at=check.closes_at, closed=view.closed, open_now=open_now,
+                schools=len(check.school_ids) if check.school_ids is not None else None,
+                students=len(check.student_ids) if check.student_ids is not None else None))
+        return 200, Checks(checks=items[:200])
 
     @route("POST", "/checks/<check_id>/close", roles=AUTHORITIES, returns=Closed)
     def close_check(self, call: Call) -> Answer:

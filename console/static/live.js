@@ -1,0 +1,23 @@
+// Live counts of a check day: the summary is read again every few seconds (from the console,
+// which asks eligibility with the user's token) and the tiles updated in place.
+(function () {
+  "use strict";
+  const root = document.getElementById("live");
+  if (!root) return;
+  const scope = JSON.parse(root.dataset.scope || "{}");
+  const params = new URLSearchParams(Object.assign({ month: root.dataset.month }, scope));
+  async function refresh() {
+    try {
+      const response = await fetch("/authority/live.json?" + params.toString(), { credentials: "same-origin", cache: "no-store" });
+      if (!response.ok) return;
+      const data = await response.json();
+      for (const key of ["students", "checked", "passed", "failed", "pending", "not_checked"]) {
+        const cell = document.getElementById("v-" + key);
+        if (cell && String(data[key]) !== cell.textContent) cell.textContent = String(data[key]);
+      }
+      document.getElementById("updated").textContent = data.updated_at;
+    } catch (e) { /* try again at the next tick */ }
+  }
+  refresh();
+  setInterval(refresh, Number(root.dataset.poll || 2000));
+})();

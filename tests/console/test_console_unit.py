@@ -1,0 +1,180 @@
+"""The console without a browser: its imports, sessions and cookies, CSRF, the area check of
+school pages, the language switch and the kiosk's answers, over a fake of the services' API."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from console import web
+from console.web import ConsoleApp
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_console_imports_no_service() -> None:
+    for path in (REPO / "console").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "services" or n.startswith("services.") for n in names), path
+
+
+class FakeServices:
+    """Answers the console's calls; records them (method, path, token, body)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None, Any]] = []
+        self.answers: dict[tuple[str, str], tuple[int, Any]] = {
+            ("GET", "/checks"): (200, {"checks": []}),
+            ("GET", "/schools/SC1"): (200, {"school_id": "SC1", "name": "测试学校", "city": "驻马店市",
+                                            "county": "驿城区"}),
+        }
+
+    def __call__(self, method: str, url: str, body: Any = None, token: str | None = None,
+                 timeout: float = 20) -> tuple[int, Any]:
+        path = "/" + url.split("/", 3)[3].split("?")[0] if url.count("/") >= 3 else url
+        self.calls.append((method, path, token, body))
+        return self.answers.get((method, path), (200, {}))
+
+
+@pytest.fixture()
+def services(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServices:
+    fake = FakeServices()
+    monkeypatch.setattr(web, "http_call", fake)
+    monkeypatch.setattr("console.pages.common.http_call", fake)
+    monkeypatch.setenv("AID_AUTH_KEY_FILE", str(tmp_path / "key.pem"))
+    monkeypatch.delenv("AID_ENV", raising=False)
+    from backbone.issuer import load_or_create_key
+
+    load_or_create_key(tmp_path / "key.pem")
+    return fake
+
+
+@pytest.fixture()
+def client(services: FakeServices) -> Client:
+    return Client(ConsoleApp())
+
+
+def sign_in(client: Client, role: str, **area: str) -> str:
+    response = client.post("/signin", data={"role": role, "user": "u1", **area})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    page = client.get(response.headers["Location"], follow_redirects=True).get_data(as_text=True)
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def test_signed_out_pages_send_to_sign_in(client: Client) -> None:
+    assert client.get("/school").headers["Location"] == "/signin"
+    assert client.get("/kiosk").headers["Location"] == "/kiosk/signin"
+    assert client.post("/kiosk/api/checkin", json={}).status_code == 401
+
+
+def test_sign_in_is_in_chinese_and_switches_to_english(client: Client) -> None:
+    assert "登录" in client.get("/signin").get_data(as_text=True)
+    response = client.get("/lang/en?next=/signin")
+    assert response.headers["Location"] == "/signin"
+    assert "Sign in" in client.get("/signin").get_data(as_text=True)
+    assert client.get("/lang/en?next=//evil.example/").headers["Location"] == "/"
+
+
+def test_a_school_user_cannot_open_another_schools_page(client: Client, services: FakeServices) -> None:
+    sign_in(client, "school", school="SC1")
+    before = len(services.calls)
+    pages = ("/schools/SC2", "/schools/SC2/months/2026-11", "/schools/SC2/roster", "/authority", "/audit")
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert "无权访问" in response.get_data(as_text=True)
+    assert len(services.calls) == before  # refused before any call to a service
+
+
+def test_the_token_goes_to_the_services_never_to_the_browser(client: Client, services: FakeServices) -> None:
+    sign_in(client, "school", school="SC1")
+    services.answers[("GET", "/schools/SC1/months/2026-11")] = (200, {
+        "school_id": "SC1", "month": "2026-11", "counts": {"passed": 1},
+        "students": [{"student_id": "A0001", "name_masked": "张*", "class_name": "会计2班",
+                      "status": "passed", "outcome": "passed", "excuse": None, "grant": "granted",
+                      "grant_rule": None}]})
+    page = client.get("/schools/SC1/months/2026-11").get_data(as_text=True)
+    token = services.calls[-1][2]
+    assert token and token.count(".") == 2
+    assert token not in page and "张*" in page
+
+
+def test_posts_need_the_csrf_token(client: Client, services: FakeServices) -> None:
+    csrf = sign_in(client, "school", school="SC1")
+    services.answers[("POST", "/results/publish")] = (201, {"school_id": "SC1", "month": "2026-11",
+                                                            "published_on": "2026-11-26"})
+    services.answers[("GET", "/schools/SC1/months/2026-11")] = (200, {"school_id": "SC1", "month": "2026-11",
+                                                                      "counts": {}, "students": []})
+    assert client.post("/schools/SC1/months/2026-11", data={}).status_code == 403
+    response = client.post("/schools/SC1/months/2026-11", data={"csrf": csrf})
+    assert response.status_code == 200 and "已公示" in response.get_data(as_text=True)
+    method, path, _, body = [c for c in services.calls if c[0] == "POST"][-1]
+    assert (path, body) == ("/results/publish", {"school_id": "SC1", "month": "2026-11"})
+
+
+def test_a_refusal_is_shown_with_its_code(client: Client, services: FakeServices) -> None:
+    csrf = sign_in(client, "province")
+    services.answers[("POST", "/checks")] = (422, {"error": "BAD_WINDOW", "message": "10:00-15:00"})
+    services.answers[("GET", "/checks")] = (200, {"checks": []})
+    page = client.post("/authority", data={"csrf": csrf, "action": "open", "opens_at": "2026-11-26T09:00",
+                                           "closes_at": "2026-11-26T10:00"}).get_data(as_text=True)
+    assert "BAD_WINDOW" in page and "10:00-15:00" in page
+    sent = [c for c in services.calls if c[1] == "/checks" and c[0] == "POST"][-1][3]
+    assert sent["opens_at"] == "2026-11-26T09:00:00+08:00" and sent["kind"] == "routine"
+
+
+def kiosk_client(services: FakeServices) -> tuple[Client, str]:
+    from backbone import config
+    from backbone.issuer import load_or_create_key, mint
+
+    token = mint(load_or_create_key(config.auth_key_file()), "http://127.0.0.1:9000", "studentaid",
+                 {"sub": "terminal:T1", "role": "terminal", "terminal": "T1", "school": "SC1"}, 900)
+    services.answers[("POST", "/token")] = (200, {"access_token": token, "expires_in": 900})
+    client = Client(ConsoleApp())
+    response = client.post("/kiosk/signin", data={"terminal_id": "T1", "secret": "s3cret"})
+    assert response.headers["Location"] == "/kiosk"
+    return client, token
+
+
+def test_kiosk_checks_in_and_answers_the_verdict_in_both_languages(services: FakeServices) -> None:
+    client, token = kiosk_client(services)
+    services.answers[("GET", "/checks")] = (200, {"checks": [{"check_id": "C1", "month": "2026-11"}]})
+    page = client.get("/kiosk").get_data(as_text=True)
+    csrf = page.split('data-csrf="', 1)[1].split('"', 1)[0]
+    services.answers[("POST", "/checks/C1/captures")] = (202, {"capture_id": "K1", "status": "submitted"})
+    services.answers[("GET", "/captures/K1")] = (200, {"status": "rejected", "attempt": 2, "reasons": [
+        {"code": "NO_FACE", "message_zh": "未检测到人脸", "message_en": "No face"}]})
+    body = {"check_id": "C1", "student_id": "A0001", "frames": ["AAAA"], "attempt": 2}
+    assert client.post("/kiosk/api/checkin", json=body).status_code == 403  # no CSRF header
+    answer = client.post("/kiosk/api/checkin", json=body, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200
+    reasons = [{"code": "NO_FACE", "zh": "未检测到人脸", "en": "No face"}]
+    assert json.loads(answer.get_data()) == {"capture_id": "K1", "status": "rejected", "attempt": 2,
+                                             "reasons": reasons}
+    sent = [c for c in services.calls if c[1] == "/checks/C1/captures"][-1]
+    assert sent[2] == token and sent[3] == {"student_id": "A0001", "frames": ["AAAA"], "attempt": 2}
+
+
+def test_kiosk_shows_the_clear_screen_when_revoked_or_closed(services: FakeServices) -> None:
+    client, _ = kiosk_client(services)
+    services.answers[("GET", "/checks")] = (200, {"checks": []})
+    assert 'data-screen="closed"' in client.get("/kiosk").get_data(as_text=True)
+    services.answers[("GET", "/checks")] = (401, {"error": "TERMINAL_REVOKED", "message": "revoked"})
+    assert json.loads(client.get("/kiosk/api/state").get_data())["screen"] == "revoked"
+    page = client.get("/kiosk").get_data(as_text=True)
+    assert 'data-screen="revoked"' in page and "吊销" in page
+
+
+def test_pages_send_security_headers(client: Client) -> None:
+    headers = client.get("/signin").headers
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"

@@ -1,0 +1,213 @@
+"""The pages in a real browser: Playwright drives Debian's Chromium (no browser download) against
+the running services, the real issuer, PostgreSQL and RabbitMQ, and the console process. The
+kiosk's camera is Chromium's fake capture, fed a video made here from ../shared/faces photos.
+
+Each test is bounded (seconds; the face-matching ones wait at most 40 s for a verdict). With
+``AID_CONSOLE_SCREENSHOTS=<dir>`` each page is also saved there (docs/pages/ holds the copies
+shown in docs/pages.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests import flows
+from tests.console.fakecam import write_y4m
+from tests.facematch.conftest import find_faces_dir
+from tests.support import Proc, System, throwaway_database, throwaway_vhost, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.faces]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility")  # what these pages call
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+VERDICT_MS = 40_000
+
+
+def clock_offset() -> tuple[float, datetime]:
+    """Shift the services' clock (AID_CLOCK_OFFSET_SECONDS) to 11:00 Asia/Shanghai today, inside
+    the 10:00-15:00 check window whatever the hour the tests run."""
+    now = datetime.now(SHANGHAI)
+    target = now.replace(hour=11, minute=0, second=0, microsecond=0)
+    return (target - now).total_seconds(), target
+
+
+class Stack:
+    def __init__(self, system: System, procs: dict[str, Proc], console: Proc, day: datetime,
+                 check_id: str, terminal: dict[str, Any], video: Path) -> None:
+        self.system, self.procs, self.console, self.day = system, procs, console, day
+        self.check_id, self.terminal, self.video = check_id, terminal, video
+        self.url = f"http://127.0.0.1:{console.api_port}"
+        self.month = day.strftime("%Y-%m")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    faces = find_faces_dir()
+    assert faces is not None, "../shared/faces is needed for the kiosk's camera"
+    tmp = tmp_path_factory.mktemp("console")
+    video = write_y4m([faces / "obama" / n for n in ("obama_1.jpg", "obama_2.jpg", "obama_4.jpg")],
+                      tmp / "camera.y4m")
+    offset, day = clock_offset()
+    with throwaway_database() as db, throwaway_vhost() as vhost:
+        system = System(db, vhost, tmp)
+        try:
+            relay = system.relay(AID_CLOCK_OFFSET_SECONDS=str(offset)).start(wait=False)
+            # The kiosk sends bursts without a server-issued liveness challenge (a fake camera
+            # cannot act one out): facematch takes such terminal bursts with the unchallenged
+            # check (any head turn, not one still picture), as configured for old terminals.
+            procs = {name: system.service(name, AID_CLOCK_OFFSET_SECONDS=str(offset),
+                                          AID_FACE_UNCHALLENGED="terminal").start(wait=False)
+                     for name in SERVICES}
+            for proc in (relay, *procs.values()):
+                proc.wait_healthy(timeout=180)
+            enrolment = procs["enrolment"]
+            flows.setup_school(system, enrolment, "SC1", "驻马店市", "驿城区")
+            flows.setup_school(system, enrolment, "SC2", "驻马店市", "西平县")
+            students = (("A0001", "SC1"), ("A0002", "SC1"), ("B0001", "SC2"))
+            for seq, (student, school) in enumerate(students, 1):
+                flows.register_student(system, enrolment, student, seq, school)
+            terminal = flows.register_terminal(system, enrolment, "T1", "SC1")
+            status, body = procs["spotcheck"].api("POST", "/checks", {
+                "opens_at": day.replace(hour=10).isoformat(),
+                "closes_at": day.replace(hour=14, minute=50).isoformat(), "school_ids": ["SC1"]},
+                token=flows.province_token(system))
+            assert status == 201, body
+            console = system.console(AID_CLOCK_OFFSET_SECONDS=str(offset)).start()
+            yield Stack(system, procs, console, day, str(body["check_id"]), terminal, video)
+        finally:
+            system.stop_all()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={stack.video}", "--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser: Any, stack: Stack) -> Iterator[Any]:
+    context = browser.new_context(base_url=stack.url, locale="zh-CN", viewport={"width": 1200, "height": 900})
+    context.grant_permissions(["camera"], origin=stack.url)
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    target = os.environ.get("AID_CONSOLE_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Any, role: str, **area: str) -> None:
+    page.goto("/signin")
+    page.get_by_label("角色").select_option(role)
+    for name, value in area.items():
+        page.locator(f"#f-{name}").fill(value)
+    page.get_by_role("button", name="登录").click()
+
+
+def test_kiosk_enrols_and_then_checks_a_student_with_the_camera(page: Any, stack: Stack) -> None:
+    page.goto("/kiosk/signin")
+    shot(page, "kiosk-signin")
+    page.get_by_label("终端编号").fill(stack.terminal["client_id"])
+    page.get_by_label("终端密钥").fill(stack.terminal["client_secret"])
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url("**/kiosk")
+    # new capture: live burst and the ID-card photo (as the card reader gives it)
+    page.get_by_label("新增采集").check()
+    page.get_by_label("身份证照片（读卡器）").set_input_files(str(find_faces_dir() / "obama" / "obama_3.jpg"))
+    page.get_by_label("学号").fill("A0001")
+    page.get_by_label("学号").press("Enter")
+    page.locator("#prompt").filter(has_text="请").wait_for()
+    page.locator(".verdict.good, .verdict.bad").wait_for(timeout=VERDICT_MS)
+    shot(page, "kiosk-enrolled")
+    assert "比对通过" in page.locator("#verdict").inner_text(), page.locator("#verdict").inner_text()
+    enrolment = stack.procs["enrolment"]
+    school = flows.school_token(stack.system, "SC1")
+    wait_for(lambda: enrolment.api("GET", "/students/A0001", token=school)[1].get("enrolment_mode")
+             or enrolment.api("GET", "/students/A0001", token=school)[1].get("enrolled"), 30, what="enrolled")
+    # check-in: the same camera, keyboard only (card reader: digits then Enter)
+    page.get_by_label("抽查确认").check()
+    page.get_by_role("button", name="下一位").click()
+    page.get_by_label("学号").fill("A0001")
+    page.get_by_label("学号").press("Enter")
+    page.locator(".verdict.good, .verdict.bad").wait_for(timeout=VERDICT_MS)
+    shot(page, "kiosk-checked")
+    assert "比对通过" in page.locator("#verdict").inner_text(), page.locator("#verdict").inner_text()
+
+
+def test_school_marks_an_absence_and_publishes_its_month(page: Any, stack: Stack) -> None:
+    sign_in(page, "school", school="SC1")
+    page.wait_for_url("**/schools/SC1")
+    shot(page, "school-home")
+    page.get_by_role("link", name=f"routine · {stack.check_id[:8]}").click()
+    page.get_by_label("学号").fill("A0002")
+    page.get_by_label("原因").select_option("leave")
+    page.get_by_role("button", name="保存").click()
+    page.get_by_role("status").filter(has_text="完成").wait_for()
+    shot(page, "school-check")
+    page.goto(f"/schools/SC1/months/{stack.month}")
+    page.get_by_role("button", name="公示本月结果").click()
+    page.get_by_role("status").filter(has_text="已公示").wait_for()
+    shot(page, "school-month")
+    page.get_by_role("link", name="English").click()
+    assert page.get_by_role("button", name="Publish the month's results").is_visible()
+
+
+def test_province_opens_a_check_and_sees_the_live_count_move(page: Any, stack: Stack) -> None:
+    sign_in(page, "province")
+    page.wait_for_url("**/authority")
+    page.get_by_label("开始时间").fill(stack.day.replace(hour=10, minute=30).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("结束时间").fill(stack.day.replace(hour=14, minute=30).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("学校代码（逗号分隔，省级可空）").fill("SC2")
+    page.get_by_role("button", name="发起抽查").last.click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    shot(page, "authority-checks")
+    check_id = page.locator("dd").nth(0).inner_text()
+    page.goto(f"/authority/live?month={stack.month}&county=西平县")
+    before = int(page.locator("#v-students").inner_text())
+    # a school registers a student in that county: the live tile follows without a reload
+    flows.register_student(stack.system, stack.procs["enrolment"], "B0002", 4, "SC2")
+    page.locator("#v-students").filter(has_text=str(before + 1)).wait_for(timeout=20_000)
+    shot(page, "authority-live")
+    assert check_id
+
+
+def test_auditor_reads_a_status_as_of_an_instant(page: Any, stack: Stack) -> None:
+    sign_in(page, "auditor")
+    page.wait_for_url("**/audit")
+    page.get_by_label("学号").fill("A0002")
+    at = datetime.now(SHANGHAI) + timedelta(minutes=1)
+    page.get_by_label("截至时间").fill(at.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="查询").click()
+    page.locator("#h-asof").wait_for()
+    shot(page, "audit")
+    assert "2026" in page.locator("#h-asof").inner_text()
+    assert page.locator("#differences li").count() >= 1
+
+
+def test_a_school_user_cannot_open_another_schools_page(page: Any, stack: Stack) -> None:
+    sign_in(page, "school", school="SC1")
+    page.wait_for_url("**/schools/SC1")
+    response = page.goto(f"/schools/SC2/months/{stack.month}")
+    assert response.status == 403
+    assert "无权访问此页面" in page.content()
+    assert page.goto("/authority").status == 403
+    shot(page, "forbidden")
