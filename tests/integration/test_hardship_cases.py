@@ -387,8 +387,11 @@ def test_level_rules_per_school_stage(aid: Aid) -> None:
     assert determine(aid, tier2, "difficult", [8])[0] == 201  # the home-visit form is the investigation
     # compulsory education: no application, the school's comparison
     sid = aid.student()
-    primary = open_case(aid, sid, stage="primary", family=None, claims=[{"category": 1}])
+    primary = open_case(aid, sid, stage="primary", family=None, guardian_id_number=GUARDIAN)
     assert case_of(aid, primary)["route"] == "comparison"
+    aid.call("POST", f"/cases/{primary}/comparison")  # every list 1-6: the guardian's 低保 record is found
+    assert [(r["category"], r["outcome"]) for r in case_of(aid, primary)["comparison"]] == [(2, "confirmed")]
+    assert determine(aid, primary, "especially_difficult", [2])[0] == 201
     # vocational and senior: the student applies, and a questionnaire is needed for category 8
     sid = aid.student()
     status, body = aid.call("POST", "/cases", case_body(sid, family=None))

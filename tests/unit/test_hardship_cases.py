@@ -145,8 +145,15 @@ class Case:
         body.update(over)
         year = cases.SchoolYearView("SC1", YEAR, notice={"notice_id": "N"})
         self.add(
-            cases.open_case(OpenCase.model_validate_json(json.dumps(body)), "SC1", year,
-                            cases.CaseView("S1." + YEAR), POLICY, SEALER, None)
+            cases.open_case(
+                OpenCase.model_validate_json(json.dumps(body)),
+                "SC1",
+                year,
+                cases.CaseView("S1." + YEAR),
+                POLICY,
+                SEALER,
+                None,
+            )
         )
 
     def add(self, *events: Any) -> cases.CaseView:
@@ -162,8 +169,11 @@ class Case:
         return cases.case_view("S1." + YEAR, self.events)
 
     def determine(self, level: str, categories: list[int], **over: Any) -> Any:
-        cmd = DetermineCase.model_validate_json(json.dumps(
-            {"level": level, "categories": categories, "effective_semester": "2026-autumn", **over}))
+        cmd = DetermineCase.model_validate_json(
+            json.dumps(
+                {"level": level, "categories": categories, "effective_semester": "2026-autumn", **over}
+            )
+        )
         return cases.determine_case(self.view, cmd, POLICY, SEALER, date(2026, 9, 30))
 
 
@@ -351,6 +361,28 @@ def test_a_case_determined_for_autumn_is_due_for_review_in_spring() -> None:
     assert not cases.semester_review_due(case.view, "2026-autumn")
     assert cases.semester_review_due(case.view, "2027-spring")
     assert not cases.semester_review_due(case.view, "2027-autumn")  # another school year: a new case
-    case.add(case.determine("difficult", [8], trigger="semester_review", reason="学期动态调整",
-                            effective_semester="2027-spring"))
+    case.add(
+        case.determine(
+            "difficult",
+            [8],
+            trigger="semester_review",
+            reason="学期动态调整",
+            effective_semester="2027-spring",
+        )
+    )
     assert not cases.semester_review_due(case.view, "2027-spring")
+
+
+def test_without_an_application_every_category_one_to_six_is_compared_and_only_findings_are_reported() -> (
+    None
+):
+    case = Case(stage="primary", family=None, claims=[{"category": 3}])
+    plan = cases.comparison_plan(case.view)
+    assert [c for c, _, _ in plan] == [1, 2, 3, 4, 5, 6]
+    result = cases.compare(case.view, found(("minimum_living", "province", "guardian")))
+    assert [(r.category, r.outcome) for r in result.results] == [(2, "confirmed"), (3, "no_record")]
+    case.add(result)
+    assert case.determine("especially_difficult", [2]).categories == [2]
+    with pytest.raises(DomainError) as exc:
+        case.determine("especially_difficult", [1])
+    assert exc.value.code == "CATEGORY_NOT_CLAIMED"

@@ -299,12 +299,17 @@ def open_case(
 def comparison_plan(case: CaseView) -> list[tuple[int, str | None, tuple[str, ...]]]:
     """(category, system, registry lists) to look up for each claim (第十四条): categories 1-4 in
     the province's system for in-province household registration, the national one otherwise;
-    5-6 in the province's department lists for in-province registration only; 7-8 none."""
+    5-6 in the province's department lists for in-province registration only; 7-8 none.
+    A case without an application (compulsory education, 第十五条(二): "采用信息比对认定") is
+    compared for every category 1-6 besides its claims; unclaimed categories are reported only
+    when confirmed (:func:`compare`)."""
     opened = _opened(case)
     in_province = opened["household_registration"] == "in_province"
     plan: list[tuple[int, str | None, tuple[str, ...]]] = []
-    for claim in opened["claims"]:
-        c = int(claim["category"])
+    categories = {int(claim["category"]) for claim in opened["claims"]}
+    if opened["route"] == "comparison":
+        categories |= set(ESPECIALLY_DIFFICULT)
+    for c in sorted(categories):
         if c <= 4:
             plan.append((c, "province" if in_province else "national", REGISTRIES[c]))
         elif c <= 6 and in_province:
@@ -318,6 +323,7 @@ def compare(case: CaseView, found: Mapping[tuple[str, str], tuple[str, frozenset
     """The comparison of every claim. ``found[(registry, system)]`` is the latest import of that
     list and whose hash it holds (``student``, ``guardian``)."""
     results = []
+    claimed = {int(claim["category"]) for claim in _opened(case)["claims"]}
     for category, system, registries in comparison_plan(case):
         if system is None:
             results.append(ComparisonResult(category=category, outcome="school_methods"))
@@ -332,7 +338,8 @@ def compare(case: CaseView, found: Mapping[tuple[str, str], tuple[str, frozenset
             None,
         )
         if hit is None:
-            results.append(ComparisonResult(category=category, outcome="no_record", system=system))
+            if category in claimed:
+                results.append(ComparisonResult(category=category, outcome="no_record", system=system))
         else:
             results.append(
                 ComparisonResult(
@@ -440,11 +447,14 @@ def determine_case(
             raise Conflict("NO_CHANGE_REPORTED", "report the family's change first")
         if not cmd.reason:
             raise DomainError("REASON_REQUIRED", "a re-assessment needs a written reason")
-    claimed = {int(c["category"]) for c in opened["claims"]}
+    confirmed = {int(r["category"]) for r in case.comparisons if r["outcome"] == "confirmed"}
+    claimed = {int(c["category"]) for c in opened["claims"]} | confirmed
     accepted = set(cmd.categories)
     if accepted - claimed:
-        raise DomainError("CATEGORY_NOT_CLAIMED", f"categories {sorted(accepted - claimed)} were not claimed")
-    confirmed = {int(r["category"]) for r in case.comparisons if r["outcome"] == "confirmed"}
+        raise DomainError(
+            "CATEGORY_NOT_CLAIMED",
+            f"categories {sorted(accepted - claimed)} were neither claimed nor found by comparison",
+        )
     school = case.school_methods()
     unsupported = sorted(c for c in accepted - confirmed if not school)
     if unsupported:
