@@ -133,6 +133,15 @@ def test_a_school_month_driven_through_the_simulator(system: System, tmp_path: P
                                "2026-12": "placement_internship"}
     code, month, _ = sim(*STAFF, "month", "2026-10")
     assert code == 0 and month["school_id"] == "SC1", month
+    listing = tmp_path / "list.csv"
+    code, listed, _ = sim(*STAFF, "results", "2026-10", "--format", "csv", "--out", str(listing))
+    assert code == 0 and listed["state"] == "published" and "content_base64" not in listed, listed
+    text = listing.read_bytes().decode("utf-8-sig")
+    assert "王*" in text and "王小明" not in text and id_number(1) not in text
+    code, left, _ = sim(*STAFF, "leave", "S0001", "--reason", "withdrawn", "--on", "2026-10-22")
+    assert code == 0 and left["aid_stops_from"] == "2026-11", left
+    code, _, err = sim(*STAFF, "leave", "S0001", "--reason", "withdrawn", "--on", "2026-10-22")
+    assert code == 1 and "HTTP 409 ALREADY_LEFT" in err, err
 
     # usage and unreachable services: exit 2 and 3, one line each
     code, _, err = sim("verdict", "nope")
