@@ -345,7 +345,8 @@ class HardshipService(EdgeService):
         """Revoke for false information: aid stops from the next month; the amount to recover is recorded."""
         case_id = call.path["case_id"]
         case = self._case(call, case_id)
-        return self._record(call, case, cases.revoke_case(case, call.body, policy_now()))
+        event = cases.revoke_case(case, call.body, policy_now(), local_date(config.now()))
+        return self._record(call, case, event)
 
     # ------------------------------------------------------------------ reads
 

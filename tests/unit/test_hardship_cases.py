@@ -326,10 +326,17 @@ def test_revocation_stops_from_the_next_month_and_recovers_the_aid_months_in_for
     case = Case(claims=[{"category": 1}])
     case.add(cases.compare(case.view, found(("poor_household", "province", "student"))))
     case.add(case.determine("especially_difficult", [1]))
-    event = cases.revoke_case(case.view, Revoke(found_on=date(2027, 3, 31), reason="虚假"), POLICY)
+    event = cases.revoke_case(
+        case.view, Revoke(found_on=date(2027, 3, 31), reason="虚假"), POLICY, date(2027, 4, 1)
+    )
     assert event.effective_month == "2027-04"
     assert event.recover_months == ["2026-09", "2026-10", "2026-11", "2026-12", "2027-01", "2027-03"]
     assert event.recover_yuan == 6 * 250
+    with pytest.raises(DomainError) as exc:
+        cases.revoke_case(
+            case.view, Revoke(found_on=date(2027, 4, 2), reason="虚假"), POLICY, date(2027, 4, 1)
+        )
+    assert exc.value.code == "FOUND_IN_FUTURE"
     assert json.dumps(event.to_payload())  # a valid payload
 
 
@@ -343,7 +350,9 @@ def test_revocation_of_a_pre_school_status_recovers_half_the_yearly_aid_per_seme
     }
     case = Case(stage="preschool", home_visit=visit, claims=[{"category": 8}])
     case.add(case.determine("difficult", [8]))
-    event = cases.revoke_case(case.view, Revoke(found_on=date(2026, 12, 1), reason="虚假"), POLICY)
+    event = cases.revoke_case(
+        case.view, Revoke(found_on=date(2026, 12, 1), reason="虚假"), POLICY, date(2026, 12, 1)
+    )
     assert (event.recover_months, event.recover_yuan) == (["2026-09"], 500)
 
 

@@ -659,10 +659,14 @@ def archive(
     )
 
 
-def revoke_case(case: CaseView, cmd: Revoke, policy: HardshipPolicy) -> HardshipRevoked:
+def revoke_case(case: CaseView, cmd: Revoke, policy: HardshipPolicy, today: date) -> HardshipRevoked:
     """Aid stops from the month after ``found_on``; the amount to recover is the aid of the
     policy's amounts for the months (or semesters, for yearly aid) the status was in force."""
     opened = _open_case(case)
+    if cmd.found_on > today:
+        raise DomainError(
+            "FOUND_IN_FUTURE", "found_on is the day the false information was found: not later than today"
+        )
     current = case.current
     if current is None or current["level"] == "not_difficult":
         raise Conflict("NOT_DETERMINED", "there is no hardship status to revoke")
