@@ -79,10 +79,15 @@ def summary(ctx: Ctx) -> Response:
 
 
 @page("/authority/appeals", roles=AUTHORITIES, methods=("GET", "POST"), nav="appeals", section="authority")
-def resolve_appeal(ctx: Ctx) -> Response:
+def appeals_inbox(ctx: Ctx) -> Response:
+    """The filings waiting for this authority's ruling, each student with the checks of the
+    month; a ruling per student with its reason."""
+
     def run() -> Any:
-        return ctx.api.post("appeals", f"/appeals/{ctx.form('appeal_id')}/resolve",
-                            {"decision": ctx.form("decision")})
+        return ctx.api.post("appeals", f"/appeals/filings/{ctx.form('filing_id')}/rulings", {
+            "student_id": ctx.form("student_id"), "decision": ctx.form("decision"),
+            "reason": ctx.form("reason")})
 
     answer, error = _post_form(ctx, run)
-    return ctx.render("resolve.html", answer=answer, error=error)
+    inbox = ctx.api.get("appeals", "/appeals/inbox")["filings"]
+    return ctx.render("resolve.html", answer=answer, error=error, filings=inbox)

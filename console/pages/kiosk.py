@@ -5,11 +5,16 @@ these JSON endpoints; they call spotcheck and enrolment with the terminal's toke
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from console.web import Ctx, Upstream, json_response, page
+
+#: ``off`` for terminals that facematch takes without a server-issued liveness challenge
+#: (AID_FACE_UNCHALLENGED lists their channel): the burst then shows the generic prompts
+CHALLENGES = os.environ.get("AID_CONSOLE_CHALLENGES", "on") != "off"
 
 MAX_FRAMES = 10
 SCRIPT_TEXTS = ("prompt_front", "prompt_left", "prompt_right", "prompt_blink", "waiting", "verified",
@@ -64,6 +69,42 @@ def state(ctx: Ctx) -> Response:
                           "checks": [{"check_id": c["check_id"], "month": c["month"]} for c in checks]})
 
 
+@page("/kiosk/api/challenge", roles=("terminal",), methods=("POST",))
+def challenge(ctx: Ctx) -> Response:
+    """The liveness action the next burst must show, drawn by the service (spotcheck for a
+    check-in, enrolment for a new capture); none when challenges are off or the service does
+    not issue them yet (it answers 404 without a JSON error)."""
+
+    def run() -> dict[str, Any]:
+        body = _json(ctx)
+        none: dict[str, Any] = {"challenge_id": None, "action": None}
+        if not CHALLENGES:
+            return none
+        student = {"student_id": str(body.get("student_id", ""))}
+        try:
+            if body.get("mode") == "enrol":
+                answer = ctx.api.post("enrolment", "/enrolments/challenges", student)
+            else:
+                answer = ctx.api.post("spotcheck", f"/checks/{body.get('check_id', '')}/challenges", student)
+        except Upstream as exc:
+            if exc.status in (404, 405) and exc.code == "UPSTREAM":
+                return none
+            raise
+        return {"challenge_id": answer["challenge_id"], "action": answer["action"]}
+
+    return _guarded(ctx, run)
+
+
+def _answer_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The challenge a burst answers and its frames' times, when there is one."""
+    challenge_id, times = body.get("challenge_id"), body.get("frame_times_ms")
+    if not isinstance(challenge_id, str) or not challenge_id:
+        return {}
+    if not isinstance(times, list) or not all(isinstance(t, int) for t in times):
+        raise Upstream(422, "INVALID_REQUEST", "frame_times_ms: one integer per frame")
+    return {"challenge_id": challenge_id, "frame_times_ms": times}
+
+
 def _frames(body: dict[str, Any]) -> list[str]:
     frames = body.get("frames")
     if not isinstance(frames, list) or not 1 <= len(frames) <= MAX_FRAMES \
@@ -97,7 +138,8 @@ def checkin(ctx: Ctx) -> Response:
         attempt = body.get("attempt", 1)
         attempt = attempt if isinstance(attempt, int) and 1 <= attempt <= 10 else 1
         accepted = ctx.api.call("POST", "spotcheck", f"/checks/{check_id}/captures", {
-            "student_id": student_id, "frames": _frames(body), "attempt": attempt}, timeout=30)
+            "student_id": student_id, "frames": _frames(body), "attempt": attempt, **_answer_fields(body)},
+            timeout=30)
         return _verdict(ctx, str(accepted["capture_id"]))
 
     return _guarded(ctx, run)
@@ -111,8 +153,8 @@ def enrol(ctx: Ctx) -> Response:
         if not isinstance(id_photo, str) or not id_photo:
             raise Upstream(422, "INVALID_REQUEST", "the ID-card photo is missing")
         submitted = ctx.api.call("POST", "enrolment", "/enrolments", {
-            "student_id": str(body.get("student_id", "")), "frames": _frames(body), "id_photo": id_photo},
-            timeout=30)
+            "student_id": str(body.get("student_id", "")), "frames": _frames(body), "id_photo": id_photo,
+            **_answer_fields(body)}, timeout=30)
         return _verdict(ctx, str(submitted["capture_id"]))
 
     return _guarded(ctx, run)

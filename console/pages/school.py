@@ -151,14 +151,30 @@ def attachment2_month(ctx: Ctx, school_id: str) -> Response:
 @page("/schools/<school_id>/appeals", roles=("school",), methods=("GET", "POST"), nav="appeals",
       section="school")
 def appeals(ctx: Ctx, school_id: str) -> Response:
+    """Objections to a published month (within its window), the month's filing with the letter to
+    print and sign, and the signed scan (appeals service)."""
+
     def run() -> Any:
-        return ctx.api.post("appeals", "/appeals", {
+        action = ctx.form("action")
+        if action == "file":
+            return ctx.api.post("appeals", "/appeals/filings", {"month": ctx.form("month")})
+        if action == "signed":
+            return ctx.api.post("appeals", f"/appeals/filings/{ctx.form('filing_id')}/signed",
+                                {"scan": file_base64(ctx.request.files.get("scan"), PHOTO_LIMIT)})
+        return ctx.api.post("appeals", "/appeals/objections", {
             "student_id": ctx.form("student_id"), "month": ctx.form("month"),
-            "objected_on": ctx.form("objected_on"),
-            "letter": file_base64(ctx.request.files.get("letter"), PHOTO_LIMIT)})
+            "received_on": ctx.form("received_on"), "reason": ctx.form("reason")})
 
     answer, error = _post_form(ctx, run)
-    return ctx.render("appeals.html", school_id=school_id, answer=answer, error=error)
+    return ctx.render("appeals.html", school_id=school_id, answer=answer, error=error, month=this_month())
+
+
+@page("/schools/<school_id>/appeals/<filing_id>/letter", roles=READERS)
+def appeal_letter(ctx: Ctx, school_id: str, filing_id: str) -> Response:
+    answer = ctx.api.get("appeals", f"/appeals/filings/{filing_id}/letter")
+    filename = str(answer["filename"]).replace('"', "")
+    return Response(base64.b64decode(answer["content_base64"]), content_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @page("/schools/<school_id>/hardship", roles=("school",), methods=("GET", "POST"), nav="hardship",
@@ -175,4 +191,19 @@ def hardship(ctx: Ctx, school_id: str) -> Response:
             "judged_especially_difficult": ctx.form("especially") == "on"})
 
     answer, error = _post_form(ctx, run)
-    return ctx.render("hardship.html", school_id=school_id, answer=answer, error=error)
+    year = school_year()
+    try:
+        listed = ctx.api.get("hardship", f"/schools/{school_id}/cases", school_year=year)
+    except Upstream as exc:  # the year's notice is not out yet, or the service is older
+        listed = {"cases": [], "note": ctx.error_text(exc)}
+    return ctx.render("hardship.html", school_id=school_id, answer=answer, error=error, year=year,
+                      listed=listed)
+
+
+def school_year() -> str:
+    """The school year (September to August) of today, Asia/Shanghai: ``2026-2027``."""
+    from backbone import config
+
+    today = config.now().astimezone(SHANGHAI)
+    first = today.year if today.month >= 9 else today.year - 1
+    return f"{first}-{first + 1}"

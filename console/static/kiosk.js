@@ -34,15 +34,27 @@
     return canvas.toDataURL("image/jpeg", quality || 0.9).split(",")[1];
   }
 
-  async function burst() {
-    const frames = [];
-    for (const key of ["prompt_front", "prompt_left", "prompt_right", "prompt_blink", "prompt_front"]) {
+  const ACTION_PROMPTS = { blink: "prompt_blink", turn_left: "prompt_left", turn_right: "prompt_right" };
+
+  // One continuous take: with a server-issued challenge, the asked action only (six frames,
+  // 300 ms apart, each with its time); without one (an older service), the generic prompts.
+  async function burst(action) {
+    const frames = [], times = [];
+    const keys = action ? ["prompt_front", ACTION_PROMPTS[action], ACTION_PROMPTS[action], ACTION_PROMPTS[action],
+                           ACTION_PROMPTS[action], ACTION_PROMPTS[action]]
+                        : ["prompt_front", "prompt_left", "prompt_right", "prompt_blink", "prompt_front"];
+    for (const key of keys) {
       prompt.textContent = T[key];
-      await sleep(450);
+      await sleep(action ? 300 : 450);
+      times.push(Math.round(performance.now()));
       frames.push(grab());
     }
     prompt.textContent = T.waiting;
-    return frames;
+    return { frames: frames, times: times };
+  }
+
+  function challenge(enrol, id) {
+    return post("/kiosk/api/challenge", { mode: enrol ? "enrol" : "checkin", check_id: check.value, student_id: id });
   }
 
   async function post(url, body) {
@@ -122,12 +134,17 @@
       const enrol = mode() === "enrol";
       if (enrol && !idPhoto && $("id-photo").files.length) idPhoto = await readFile($("id-photo").files[0]);
       if (enrol && !idPhoto) { say("bad", T.error + ": " + $("id-photo").labels[0].textContent); return; }
-      const frames = await burst();
+      const issued = await challenge(enrol, id);
+      if (!issued.ok) { say("bad", issued.data.message || T.error); return; }
+      const asked = issued.data;
+      const take = await burst(asked.action);
       const key = check.value + "|" + id;
       const attempt = (failures[key] || 0) + 1;
+      const common = { student_id: id, frames: take.frames, challenge_id: asked.challenge_id,
+                       frame_times_ms: asked.challenge_id ? take.times : null };
       const result = enrol
-        ? await post("/kiosk/api/enrol", { student_id: id, frames: frames, id_photo: idPhoto })
-        : await post("/kiosk/api/checkin", { check_id: check.value, student_id: id, frames: frames, attempt: attempt });
+        ? await post("/kiosk/api/enrol", Object.assign({ id_photo: idPhoto }, common))
+        : await post("/kiosk/api/checkin", Object.assign({ check_id: check.value, attempt: attempt }, common));
       prompt.textContent = "";
       if (!result.ok) { say("bad", result.data.message || T.error); return; }
       const v = result.data;

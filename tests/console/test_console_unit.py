@@ -178,3 +178,79 @@ def test_pages_send_security_headers(client: Client) -> None:
     headers = client.get("/signin").headers
     assert "default-src 'self'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+
+
+def test_kiosk_asks_for_a_challenge_and_sends_the_frames_times(services: FakeServices) -> None:
+    client, _ = kiosk_client(services)
+    services.answers[("GET", "/checks")] = (200, {"checks": [{"check_id": "C1", "month": "2026-11"}]})
+    csrf = client.get("/kiosk").get_data(as_text=True).split('data-csrf="', 1)[1].split('"', 1)[0]
+    headers = {"X-CSRF-Token": csrf}
+    services.answers[("POST", "/checks/C1/challenges")] = (201, {
+        "challenge_id": "H1", "action": "turn_left", "issued_at": "x", "expires_at": "y"})
+    asked = client.post("/kiosk/api/challenge", headers=headers,
+                        json={"mode": "checkin", "check_id": "C1", "student_id": "A0001"})
+    assert json.loads(asked.get_data()) == {"challenge_id": "H1", "action": "turn_left"}
+    services.answers[("POST", "/checks/C1/captures")] = (202, {"capture_id": "H1", "status": "submitted"})
+    services.answers[("GET", "/captures/H1")] = (200, {"status": "verified", "attempt": 1, "reasons": []})
+    client.post("/kiosk/api/checkin", headers=headers, json={
+        "check_id": "C1", "student_id": "A0001", "frames": ["AAAA", "BBBB", "CCCC"], "challenge_id": "H1",
+        "frame_times_ms": [10, 310, 610]})
+    sent = [c for c in services.calls if c[1] == "/checks/C1/captures"][-1][3]
+    assert sent["challenge_id"] == "H1" and sent["frame_times_ms"] == [10, 310, 610]
+    # a service that issues no challenges (404 without a JSON error): the generic prompts
+    services.answers[("POST", "/enrolments/challenges")] = (404, {"error": "UPSTREAM",
+                                                                  "message": "HTTP 404"})
+    enrol = {"mode": "enrol", "student_id": "A0001"}
+    asked = client.post("/kiosk/api/challenge", headers=headers, json=enrol)
+    assert json.loads(asked.get_data()) == {"challenge_id": None, "action": None}
+
+
+SUMMARY = {"month": "2026-11", "semester": "2026-autumn", "students": 3, "checked": 2,
+           "passed": 1, "failed": 1, "pending": 0, "grant_granted": 1, "grant_yuan": 200, "grant_pending": 0,
+           "grant_withheld": 1,
+           "withheld_by_reason": {"check_failed": 1}}
+
+
+@pytest.mark.parametrize("role, area", [
+    ("school", {"school": "SC1"}), ("county", {"city": "驻马店市", "county": "驿城区"}),
+    ("city", {"city": "驻马店市"}), ("province", {}), ("auditor", {}), ("operations", {})])
+def test_every_nav_page_of_a_role_renders_in_both_languages(services: FakeServices, role: str,
+                                                             area: dict[str, str]) -> None:
+    from console.web import PAGES
+
+    student = {"student_id": "A0001", "class_name": "会计2班", "name_masked": "张*",
+               "objected_on": "2026-11-18", "reason": "病假", "ruling": None, "failed_checks": [],
+               "other_checks": []}
+    filing = {"filing_id": "F1", "school_id": "SC1", "month": "2026-11", "filed_on": "2026-11-20",
+              "signed": True, "students": [student]}
+    services.answers.update({
+        ("GET", "/appeals/inbox"): (200, {"filings": [filing]}),
+        ("GET", "/terminals"): (200, {"terminals": [{"terminal_id": "T1", "school_id": "SC1", "label": "大厅",
+                                                     "revoked": False}]}),
+        ("GET", "/audit/personal-data-reads"): (200, {"reads": []}),
+        ("GET", "/schools/SC1/cases"): (200, {"school_id": "SC1", "cases": [
+            {"case_id": "K1", "student_id": "A0001", "stage": "vocational", "status": "determined",
+             "level": "difficult"}]}),
+    })
+    for month in ("2026-11", "2026-12", "2027-01"):
+        services.answers[("GET", f"/summary/{month}")] = (200, {**SUMMARY, "month": month})
+        services.answers[("GET", f"/schools/SC1/months/{month}")] = (200, {
+            "school_id": "SC1", "month": month, "counts": {"passed": 1}, "students": []})
+    client = Client(ConsoleApp())
+    sign_in(client, role, **area)
+    pages = [p for p in PAGES if p.nav and role in p.roles]
+    assert pages, role
+    for lang in ("zh", "en"):
+        client.get(f"/lang/{lang}")
+        for p in pages:
+            path = p.rule.replace("<school_id>", "SC1")
+            response = client.get(path, follow_redirects=True)
+            assert response.status_code == 200, (role, path, response.get_data(as_text=True)[:300])
+            assert 'lang="en"' in response.get_data(as_text=True) if lang == "en" else True
+
+
+def test_a_page_that_fails_shows_no_traceback(client: Client, services: FakeServices) -> None:
+    sign_in(client, "auditor")
+    services.answers[("GET", "/audit/personal-data-reads")] = (200, {"unexpected": True})
+    response = client.get("/audit/reads")
+    assert response.status_code == 500 and "Traceback" not in response.get_data(as_text=True)

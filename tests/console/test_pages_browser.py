@@ -59,9 +59,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         system = System(db, vhost, tmp)
         try:
             relay = system.relay(AID_CLOCK_OFFSET_SECONDS=str(offset)).start(wait=False)
-            # The kiosk sends bursts without a server-issued liveness challenge (a fake camera
-            # cannot act one out): facematch takes such terminal bursts with the unchallenged
-            # check (any head turn, not one still picture), as configured for old terminals.
+            # Chromium's fake camera plays photos, not one continuous take, so it cannot act out
+            # a server-issued liveness challenge: the kiosk runs without challenges
+            # (AID_CONSOLE_CHALLENGES=off) and facematch takes its terminal bursts with the
+            # unchallenged check (a head turn, not one still picture), as for older terminals.
             procs = {name: system.service(name, AID_CLOCK_OFFSET_SECONDS=str(offset),
                                           AID_FACE_UNCHALLENGED="terminal").start(wait=False)
                      for name in SERVICES}
@@ -79,7 +80,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "closes_at": day.replace(hour=14, minute=50).isoformat(), "school_ids": ["SC1"]},
                 token=flows.province_token(system))
             assert status == 201, body
-            console = system.console(AID_CLOCK_OFFSET_SECONDS=str(offset)).start()
+            console = system.console(AID_CLOCK_OFFSET_SECONDS=str(offset),
+                                     AID_CONSOLE_CHALLENGES="off").start()
             yield Stack(system, procs, console, day, str(body["check_id"]), terminal, video)
         finally:
             system.stop_all()
@@ -150,6 +152,14 @@ def test_kiosk_enrols_and_then_checks_a_student_with_the_camera(page: Any, stack
     page.locator(".verdict.good, .verdict.bad").wait_for(timeout=VERDICT_MS)
     shot(page, "kiosk-checked")
     assert "比对通过" in page.locator("#verdict").inner_text(), page.locator("#verdict").inner_text()
+    assert not page.locator("#screen-revoked").is_visible() and not page.locator("#id-photo").is_visible()
+    # operations revoke the terminal: the kiosk clears its screen within seconds (it polls)
+    status, body = enrolment.api("POST", "/terminals/T1/revoke", {"reason": "设备遗失"},
+                                 token=flows.operations_token(stack.system))
+    assert status == 200, body
+    page.locator("#screen-revoked").wait_for(timeout=20_000)
+    assert not page.locator("#kiosk-main").is_visible()
+    shot(page, "kiosk-revoked")
 
 
 def test_school_marks_an_absence_and_publishes_its_month(page: Any, stack: Stack) -> None:
