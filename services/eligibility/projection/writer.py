@@ -235,11 +235,12 @@ class Projection:
             conn.execute(
                 "DELETE FROM eligibility_status WHERE student_id = ANY(%s)"
                 " AND NOT (student_id || chr(31) || semester = ANY(%s))", (chunk, keys))
-            if rows:  # one statement per chunk (the summary counts' triggers run once per statement)
+            if rows:  # one statement per chunk (the summary counts' triggers run once per statement);
+                # the statuses as a binary parameter (%b): the text form of a jsonb[] escapes with a regex
                 conn.execute(
                     f"INSERT INTO eligibility_status ({_STATUS_COLUMNS})"
                     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                    " %s::jsonb[], %s::bigint[])"
+                    " %b::jsonb[], %s::bigint[])"
                     " ON CONFLICT (student_id, semester) DO UPDATE SET school_id = EXCLUDED.school_id,"
                     " county = EXCLUDED.county, city = EXCLUDED.city, status = EXCLUDED.status,"
                     " last_position = EXCLUDED.last_position, updated_at = now()"
