@@ -117,3 +117,14 @@ AID_RULES: Mapping[str, tuple[str, str]] = MappingProxyType({
                              "the grant is suspended during a placement internship"),
     "failed_check_month": ("抽查未通过", "a check month was failed"),
 })
+
+# What became of a student's appeal (申诉) for a month: the appeals service's filing answers show
+# it, and an eligibility month's notes say the same (naming the filing and the ruling's event).
+APPEAL_OUTCOMES: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "pending": ("申诉待同级资助管理部门处理", "waiting for the ruling of the school's same-level authority"),
+    "approved": ("申诉已通过，该月状态改为正常", "approved: the month counts as passed"),
+    "rejected": ("申诉被驳回，依然记为原有状态", "rejected: the original status stands"),
+    "closed_unhandled": ("当月未予处理，依然记为原有状态",
+                         "not ruled within the month it was filed in: the original status stands"),
+    "objection_late": ("逾期提出异议，不再处理", "objected after the 5-working-day window: not handled"),
+})

@@ -39,12 +39,19 @@ class FileMonth(Model):
 
 
 class FiledStudent(Model):
+    """One student of a filing and what became of their appeal (``outcome``, with its Chinese and
+    English text from ``contracts.reasons.APPEAL_OUTCOMES``; ``ruling_reason``: the authority's)."""
+
     student_id: str
     class_name: str | None
     name_masked: str | None
     objected_on: str
     objection_ids: list[str]
     reason: str | None
+    outcome: Literal["pending", "approved", "rejected", "closed_unhandled"]
+    outcome_zh: str
+    outcome_en: str
+    ruling_reason: str | None
 
 
 class FilingAnswer(Model):

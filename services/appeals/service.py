@@ -14,7 +14,7 @@ import logging
 import os
 import uuid
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from nameko.timer import timer
 
@@ -27,6 +27,8 @@ from backbone.messaging import BlobStoreProvider, EventStoreProvider
 from backbone.workdays import WorkCalendarProvider
 from contracts.calendar import local_date
 from contracts.envelope import Actor, Envelope
+from contracts.events import AppealStudent
+from contracts.reasons import APPEAL_OUTCOMES
 from contracts.students import student_stream, student_view
 from services.appeals import domain
 from services.appeals.commands import (
@@ -51,6 +53,7 @@ from services.appeals.letter import letter_pdf
 
 log = logging.getLogger("aid.appeals")
 READERS = ("school", *AUTHORITIES, "auditor")
+Outcome = Literal["pending", "approved", "rejected", "closed_unhandled"]
 MONTH_END = Actor(kind="system", id="appeals:month-end")
 CLOSE_INTERVAL = float(os.environ.get("AID_APPEALS_CLOSE_INTERVAL_SECONDS", "300"))
 
@@ -83,9 +86,18 @@ def filing_answer(state: domain.MonthAppeals) -> FilingAnswer:
     return FilingAnswer(
         filing_id=filed.filing_id, school_id=filed.school_id, month=filed.month, filed_on=filed.filed_on,
         authority_level=filed.authority_level, signed=state.scan_ref is not None, status=status,
-        students=[FiledStudent(student_id=s.student_id, class_name=s.class_name, name_masked=s.name_masked,
-                               objected_on=s.objected_on, objection_ids=s.objection_ids, reason=s.reason)
-                  for s in filed.students])
+        students=[filed_student(state, s) for s in filed.students])
+
+
+def filed_student(state: domain.MonthAppeals, student: AppealStudent) -> FiledStudent:
+    ruling = state.rulings.get(student.student_id)
+    closed = state.closed is not None and student.student_id in state.closed.student_ids
+    outcome: Outcome = ruling.decision if ruling is not None else "closed_unhandled" if closed else "pending"
+    zh, en = APPEAL_OUTCOMES[outcome]
+    return FiledStudent(student_id=student.student_id, class_name=student.class_name,
+                        name_masked=student.name_masked, objected_on=student.objected_on,
+                        objection_ids=student.objection_ids, reason=student.reason, outcome=outcome,
+                        outcome_zh=zh, outcome_en=en, ruling_reason=ruling.reason if ruling else None)
 
 
 def close_due(store: Any, day: date) -> list[str]:

@@ -387,6 +387,14 @@ def test_a_month_of_appeals_filed_printed_ruled_and_closed(site: Site) -> None:
     assert "closed 0 filing(s)" in run.stdout, run.stderr  # once
     status, body = site.appeals.api("GET", "/appeals/filings/SC1-2026-10", token=site.county())
     assert (status, body["status"]) == (200, "closed_unhandled"), body
+    outcomes = [
+        (s["student_id"], s["outcome"], s["outcome_zh"], s["ruling_reason"]) for s in body["students"]
+    ]
+    assert outcomes == [
+        ("A0001", "approved", "申诉已通过，该月状态改为正常", "病历属实"),
+        ("A0002", "rejected", "申诉被驳回，依然记为原有状态", "无相关证明"),
+        ("A0003", "closed_unhandled", "当月未予处理，依然记为原有状态", None),
+    ]
     assert site.appeals.api("GET", "/appeals/inbox", token=site.county()) == (200, {"filings": []})
 
     # eligibility: every outcome reached it; the notes name the filing and the ruling

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import get_args
 
 import pypdf
 import pytest
@@ -16,9 +17,11 @@ import pytest
 from backbone.errors import DomainError
 from contracts.envelope import Actor, Envelope
 from contracts.events import Event, ObjectionRecorded, SchoolRef, SchoolRegistered, StudentRegistered
+from contracts.reasons import APPEAL_OUTCOMES
 from contracts.registry import build_envelope, parse_envelope
 from contracts.workdays import load_work_calendar
 from services.appeals import domain
+from services.appeals.commands import FiledStudent
 from services.appeals.letter import letter_pdf
 
 CAL = load_work_calendar()
@@ -372,3 +375,10 @@ def test_the_month_is_folded_from_its_stream_and_a_v1_appeal_reads_as_a_filing()
         today=date(2026, 11, 20),
     )
     assert ruling.appeal_id == "a1"
+
+
+def test_every_appeal_outcome_has_chinese_and_english_text() -> None:
+    outcomes = get_args(FiledStudent.model_fields["outcome"].annotation)
+    assert set(outcomes) <= set(APPEAL_OUTCOMES)
+    for zh, en in APPEAL_OUTCOMES.values():
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii()
