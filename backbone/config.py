@@ -48,6 +48,10 @@ class Settings:
     dead_letter_exchange: str = "aid.dlx"
     #: ``classic`` (one broker) or ``quorum`` (a RabbitMQ cluster): type of the work and dead-letter queues
     queue_type: str = "classic"
+    #: capture channels whose bursts may come without a liveness challenge (old clients; they get
+    #: the weaker unchallenged check): ``AID_FACE_UNCHALLENGED``, comma-separated ``app``,
+    #: ``terminal``; default none in production, both in development and tests
+    face_unchallenged: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -80,7 +84,16 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         exchange=env.get("AID_EXCHANGE", "aid.events"),
         dead_letter_exchange=env.get("AID_DLX", "aid.dlx"),
         queue_type=_queue_type(env),
+        face_unchallenged=_face_unchallenged(env, mode == "production"),
     )
+
+
+def _face_unchallenged(env: dict[str, str], production: bool) -> tuple[str, ...]:
+    value = env.get("AID_FACE_UNCHALLENGED", "" if production else "app,terminal")
+    channels = tuple(sorted({c.strip() for c in value.split(",") if c.strip()}))
+    if set(channels) - {"app", "terminal"}:
+        raise ConfigError("AID_FACE_UNCHALLENGED lists channels: app, terminal (comma-separated)")
+    return channels
 
 
 QUEUE_TYPES = ("classic", "quorum")

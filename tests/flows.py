@@ -77,3 +77,12 @@ def register_student(system: System, enrolment_proc: Any, student_id: str, seq: 
                                       token=school_token(system, school_id))
     assert status == 201, body
     assert body["id_number_masked"].count("*") == 8
+
+
+def challenge(proc: Any, path: str, student_id: str, token: str) -> dict[str, Any]:
+    """A liveness challenge for the next capture of ``student_id``: ``path`` is
+    ``/enrolments/challenges`` (enrolment) or ``/checks/<check_id>/challenges`` (spotcheck).
+    The capture then sends ``challenge_id`` and ``frame_times_ms`` (docs/liveness.md)."""
+    status, body = proc.api("POST", path, {"student_id": student_id}, token=token)
+    assert status == 201, body
+    return dict(body)

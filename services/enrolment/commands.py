@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from backbone.challenges import FrameTime
 from backbone.fields import BASE64_PATTERN, Day, Id, Image, Model, Name, Note
 
 StudentNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{4,40}$", examples=["G41010220070307001X"])]
@@ -175,6 +176,11 @@ class SubmitEnrolment(Model):
     student_id: Id
     frames: list[Image] = Field(min_length=1, max_length=MAX_FRAMES)
     id_photo: Image
+    challenge_id: Id | None = Field(default=None, description="the liveness challenge this burst answers "
+                                    "(POST /enrolments/challenges)")
+    frame_times_ms: list[FrameTime] | None = Field(
+        default=None, min_length=1, max_length=MAX_FRAMES,
+        description="client timestamp of each frame, ms of a monotonic clock, in frame order")
 
 
 class Submitted(Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from backbone import config
+from backbone import challenges, config
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.errors import Conflict
 from backbone.eventstore import ConcurrencyError
@@ -242,18 +242,42 @@ class EnrolmentService(EdgeService):
     # Photos are stored only once every check that can refuse the request has passed, and removed
     # again (those this request created) if the event cannot be recorded.
 
+    @route("POST", "/enrolments/challenges", roles=("terminal",), body=challenges.IssueChallenge,
+           returns=challenges.ChallengeAnswer, status=201)
+    def issue_challenge(self, call: Call) -> Answer:
+        """Draw the liveness action (blink, turn left, turn right) the next new-capture burst of
+        this student must show; the capture names the challenge (docs/liveness.md)."""
+        command: challenges.IssueChallenge = call.body
+        student = student_for(call, self.store, command.student_id)
+        station = domain.Station(school_id=str(call.caller.school), terminal_id=str(call.caller.terminal))
+        domain.check_capture(student, station)
+        event = challenges.issue(command.student_id, station.school_id, "enrolment", "terminal", config.now(),
+                                 terminal_id=station.terminal_id)
+        self.store.record(event, challenges.challenge_stream(event.challenge_id), call.actor(),
+                          expected_version=0)
+        return 201, challenges.answer(event)
+
     @route("POST", "/enrolments", roles=("terminal",), body=SubmitEnrolment, returns=Submitted, status=202,
            idempotent=True, max_body=CAPTURE_MAX_BODY)
     def capture(self, call: Call) -> Answer:
-        """Submit a new capture (live frames and the ID-card photo) from a terminal."""
+        """Submit a new capture (live frames and the ID-card photo) from a terminal, answering a
+        liveness challenge (`challenge_id`, `frame_times_ms`)."""
         command: SubmitEnrolment = call.body
         student = student_for(call, self.store, command.student_id)
         station = domain.Station(school_id=str(call.caller.school), terminal_id=str(call.caller.terminal))
         domain.check_capture(student, station)
+        issued, used = None, False
+        if command.challenge_id is not None:
+            issued, used = challenges.lookup(self.store, command.challenge_id)
         with self.blobs.staged() as photos:  # a failure from here on removes the photos stored
             frames = [photos.put(frame) for frame in command.frames]
             id_photo = photos.put(command.id_photo)
-            event = domain.submit_enrolment(student, command, station, frames, id_photo, config.now())
+            now = config.now()
+            event = domain.submit_enrolment(student, command, station, frames, id_photo, now)
+            if command.challenge_id is not None:
+                event = challenges.answered_by(event, issued, used, command.frame_times_ms, now)
+            else:
+                event = challenges.with_frame_times(event, command.frame_times_ms)
             self.store.record(event, capture_stream(event.capture_id), call.actor(),
                               expected_version=0)
         return 202, Submitted(capture_id=event.capture_id, status="submitted")

@@ -7,13 +7,16 @@ checks it):
   `mesh`, `geometry`, `quality`, `liveness`, `embedding` and `matching`;
 - `calibration` (thresholds and limits), `reasons` (refusal codes, `FaceError`);
 - `templates` (templates, their storage port and sealed form) and `crypto` (AES-GCM);
-- `results` (an `Outcome` -> the CaptureVerified/CaptureRejected event, the template to keep);
-- `evaluation` (FAR/FRR and ROC over a labelled photo set).
+- `results` (an `Outcome` -> the CaptureVerified/CaptureRejected event, the template to keep,
+  the province's 1:N duplicates applied, DuplicateFaceHeld);
+- `index` (`TemplateIndex`: the exact in-memory 1:N search over a province's templates);
+- `evaluation` (FAR/FRR, DET, operating point for a target FAR, bursts, over labelled photos).
 
 Entry points and adapters, the only modules that touch the outside world:
 
 - `service` (the nameko service: AMQP consumer, HTTP, eventlet thread pool);
 - `repository` (PostgreSQL adapter of the template port, on the caller's connection);
+- `province` (the province's templates in memory, kept up to date from the repository);
 - `reenrol` (command: rebuild stale templates; opens psycopg connections);
 - `cli` and `__main__` (command: `python -m services.facematch verify|evaluate`).
 """

@@ -131,7 +131,7 @@ class LivenessPolicy:
     without a server-issued challenge (old clients): those get the unchallenged check (any blink
     or turn, not one still picture), which three photos of one person can pass; every other
     capture without a challenge is refused with LIVENESS_NO_CHALLENGE. The service sets
-    `unchallenged` from AID_FACE_UNCHALLENGED (see docs/access.md, "Liveness challenges")."""
+    `unchallenged` from AID_FACE_UNCHALLENGED (docs/liveness.md)."""
 
     required: Mapping[str, bool] = field(
         default_factory=lambda: MappingProxyType({"app": True, "terminal": True})

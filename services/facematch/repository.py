@@ -6,16 +6,19 @@ no database driver itself.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from services.facematch.templates import Template, TemplateRepository, open_template, seal_template
 
+# updated_at is the time of the write itself (not of the transaction's start): writers hold the
+# province-wide lock, so the order of updated_at is the order of the writes (province.py)
 _UPSERT = (
-    "INSERT INTO face_templates (student_id, school_id, model_version, sealed, source_ref)"
-    " VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO face_templates (student_id, school_id, model_version, sealed, source_ref, updated_at)"
+    " VALUES (%s, %s, %s, %s, %s, clock_timestamp())"
     " ON CONFLICT (student_id) DO UPDATE SET school_id = EXCLUDED.school_id,"
     " model_version = EXCLUDED.model_version, sealed = EXCLUDED.sealed,"
-    " source_ref = EXCLUDED.source_ref, updated_at = now()"
+    " source_ref = EXCLUDED.source_ref, updated_at = clock_timestamp()"
 )
 
 
@@ -47,6 +50,15 @@ class PostgresTemplateRepository(TemplateRepository):
             (school_id,),
         ).fetchall()
         return [open_template(self.key, bytes(r[1]), r[0]) for r in rows]
+
+    def changed_since(self, since: datetime | None) -> list[tuple[Template, datetime]]:
+        """Every template (with its updated_at) written after `since`; every template for None."""
+        rows = self.conn.execute(
+            "SELECT student_id, sealed, updated_at FROM face_templates"
+            " WHERE %s::timestamptz IS NULL OR updated_at > %s ORDER BY updated_at",
+            (since, since),
+        ).fetchall()
+        return [(open_template(self.key, bytes(r[1]), r[0]), r[2]) for r in rows]
 
     def stale(self, model_version: str) -> list[tuple[str, str | None]]:
         """(student_id, source photo ref) of templates made by another model version."""

@@ -5,13 +5,15 @@ Events carry scores, measures, reasons and references, never an image or an embe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.events import CaptureRejected, CaptureVerified
+from contracts.events import CaptureRejected, CaptureVerified, DuplicateFaceHeld
 from services.facematch.engine import Outcome
-from services.facematch.matching import duplicates
+from services.facematch.index import Hit
+from services.facematch.liveness import Challenge
 from services.facematch.reasons import Code
 from services.facematch.templates import Template
 
@@ -53,19 +55,36 @@ def template_to_keep(capture: dict[str, Any], outcome: Outcome) -> Template | No
                     created_at=datetime.now(UTC), source_photo_ref=capture["frame_refs"][0])
 
 
-def recheck_duplicates(capture: dict[str, Any], outcome: Outcome, school: list[Template],
-                       threshold: float) -> Outcome:
-    """Enrolment outcomes are decided on templates read before inference; two captures of one
-    face under two identities processed at once would both pass. Re-run the (cheap) duplicate
-    search on the templates as they are inside the storing transaction."""
-    if (capture["purpose"] != "enrolment" or outcome.embedding is None
-            or Code.DUPLICATE_IDENTITY in outcome.reasons):
+def challenge_of(capture: dict[str, Any]) -> Challenge | None:
+    """The liveness challenge a CaptureSubmitted answers (None for old clients' captures)."""
+    action = capture.get("challenge_action")
+    if not action:
+        return None
+    times = capture.get("frame_times_ms")
+    return Challenge(str(action), tuple(int(t) for t in times) if times is not None else None)
+
+
+def with_duplicates(capture: dict[str, Any], outcome: Outcome, hits: Sequence[Hit]) -> Outcome:
+    """An enrolment outcome with the province's 1:N search applied: a face already enrolled
+    for another student is DUPLICATE_IDENTITY (the closest named as suspected)."""
+    if capture["purpose"] != "enrolment" or outcome.embedding is None or not hits:
         return outcome
-    dupes = duplicates(outcome.embedding, school, threshold, outcome.model_version, capture["student_id"])
-    if not dupes:
+    if Code.DUPLICATE_IDENTITY in outcome.reasons:
         return outcome
     return replace(outcome, accepted=False, reasons=[*outcome.reasons, Code.DUPLICATE_IDENTITY],
-                   suspected_student_id=dupes[0].student_id)
+                   suspected_student_id=hits[0].student_id)
+
+
+def duplicate_held(capture: dict[str, Any], outcome: Outcome, hits: Sequence[Hit],
+                   threshold: float) -> DuplicateFaceHeld | None:
+    """The province's review item for an enrolment held as a duplicate: both students named."""
+    if capture["purpose"] != "enrolment" or Code.DUPLICATE_IDENTITY not in outcome.reasons or not hits:
+        return None
+    other = hits[0]
+    return DuplicateFaceHeld(capture_id=capture["capture_id"], student_id=capture["student_id"],
+                             school_id=capture["school_id"], other_student_id=other.student_id,
+                             other_school_id=other.school_id, distance=round(other.distance, 4),
+                             threshold=threshold, model_version=outcome.model_version)
 
 
 def rejected_without_matching(capture: dict[str, Any], reason: Code, model_version: str) -> CaptureRejected:

@@ -28,17 +28,25 @@ from backbone.messaging import (  # noqa: E402
 )
 from contracts import Actor, build_envelope  # noqa: E402
 from contracts.envelope import Envelope  # noqa: E402
-from services.facematch.calibration import MODEL_VERSION  # noqa: E402
+from services.facematch.calibration import MODEL_VERSION, LivenessPolicy  # noqa: E402
+from services.facematch.engine import Outcome  # noqa: E402
+from services.facematch.index import Hit  # noqa: E402
+from services.facematch.province import ProvinceTemplates  # noqa: E402
 from services.facematch.reasons import Code  # noqa: E402
 from services.facematch.repository import PostgresTemplateRepository  # noqa: E402
 from services.facematch.results import (  # noqa: E402
-    recheck_duplicates,
+    challenge_of,
+    duplicate_held,
     rejected_without_matching,
     result_event,
     template_to_keep,
+    with_duplicates,
 )
 
 SETTINGS = config.load()
+#: the province's templates, searched 1:N for every new capture (loaded on first use; province.py)
+PROVINCE = ProvinceTemplates(MODEL_VERSION)
+PROVINCE_LOCK = "face-province"
 ACTOR = Actor(kind="service", id="facematch")
 VERIFICATIONS = observability.Counter("aid_facematch_verifications_total", "Captures matched", ["outcome"])
 STAGE_SECONDS = observability.Histogram("aid_facematch_stage_seconds", "Face pipeline time per stage",
@@ -49,7 +57,9 @@ class FaceEngineProvider(DependencyProvider):  # type: ignore[misc]
     def setup(self) -> None:
         from services.facematch.engine import FaceEngine
 
-        self.engine = tpool.execute(FaceEngine)  # loads the models in the native thread that will use them
+        policy = LivenessPolicy(unchallenged=frozenset(SETTINGS.face_unchallenged))
+        # loads the models in the native thread that will use them
+        self.engine = tpool.execute(FaceEngine, policy)
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.engine
@@ -75,6 +85,7 @@ class FacematchService(EdgeService):
             self.store.handle_once("facematch", envelope, lambda conn: None)  # counts the duplicate
             return
         started = time.perf_counter()
+        enrolment = capture["purpose"] == "enrolment"
         try:
             frames = [self.blobs.get(ref) for ref in capture["frame_refs"]]
             id_photo = self.blobs.get(capture["id_photo_ref"]) if capture.get("id_photo_ref") else None
@@ -82,43 +93,63 @@ class FacematchService(EdgeService):
             event: Any = rejected_without_matching(capture, Code.FRAMES_MISSING, MODEL_VERSION)
             outcome = None
         else:
+            challenge = challenge_of(capture)
             with self.store.pool.connection() as conn:
                 repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
-                school = repo.list_by_school(capture["school_id"])
                 template = repo.get(capture["student_id"])
-            if capture["purpose"] == "enrolment":
+                school = [] if enrolment else repo.list_by_school(capture["school_id"])
+                if enrolment:
+                    PROVINCE.refresh(repo)
+            if enrolment:
                 outcome = tpool.execute(self.engine.enrol, frames, id_photo, capture["channel"],
-                                        existing_templates=school, student_id=capture["student_id"])
+                                        student_id=capture["student_id"], challenge=challenge)
+                outcome = with_duplicates(capture, outcome, self._province_hits(capture, outcome))
             elif template is None:
                 outcome = None
                 event = rejected_without_matching(capture, Code.NOT_ENROLLED, MODEL_VERSION)
             else:
-                outcome = tpool.execute(self.engine.verify, frames, template, school, capture["channel"])
+                outcome = tpool.execute(self.engine.verify, frames, template, school, capture["channel"],
+                                        challenge)
         STAGE_SECONDS.labels(stage="total").observe(time.perf_counter() - started)
 
         def effect(conn: Any) -> list[Envelope]:
             nonlocal event
+            held = None
             if outcome is not None:
                 final = outcome
                 keep = template_to_keep(capture, outcome)
                 if keep is not None:
+                    # one writer of templates at a time in the province: the duplicate search is
+                    # repeated on the templates as they are now, inside the storing transaction
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PROVINCE_LOCK,))
                     repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                 (f"face-school:{keep.school_id}",))
-                    final = recheck_duplicates(capture, outcome, repo.list_by_school(keep.school_id),
-                                               self.engine.live.threshold)
+                    PROVINCE.refresh(repo)
+                    final = with_duplicates(capture, outcome, self._province_hits(capture, outcome))
                     keep = template_to_keep(capture, final)
                     if keep is not None:
                         repo.put(keep)
                 event = result_event(capture, final)
+                held = duplicate_held(capture, final, self._province_hits(capture, final),
+                                      self.engine.live.threshold)
             VERIFICATIONS.labels(outcome="verified" if event.TYPE == "CaptureVerified" else "rejected").inc()
             # the result is about the capture: business time is when it was taken
             captured_at = datetime.fromisoformat(capture["captured_at"])
-            return [build_envelope(event, occurred_at=captured_at, stream=envelope.stream, actor=ACTOR,
-                                   event_id=output_event_id("facematch", envelope),
-                                   correlation_id=envelope.correlation_id, causation_id=envelope.event_id)]
+            out = [build_envelope(event, occurred_at=captured_at, stream=envelope.stream, actor=ACTOR,
+                                  event_id=output_event_id("facematch", envelope),
+                                  correlation_id=envelope.correlation_id, causation_id=envelope.event_id)]
+            if held is not None:
+                out.append(build_envelope(held, occurred_at=captured_at, stream=envelope.stream, actor=ACTOR,
+                                          event_id=output_event_id("facematch-duplicate", envelope),
+                                          correlation_id=envelope.correlation_id,
+                                          causation_id=envelope.event_id))
+            return out
 
         self.store.handle_once("facematch", envelope, effect)
+
+    def _province_hits(self, capture: dict[str, Any], outcome: Outcome) -> list[Hit]:
+        if capture["purpose"] != "enrolment" or outcome.embedding is None:
+            return []
+        return PROVINCE.duplicates(outcome.embedding, self.engine.live.threshold, capture["student_id"])
 
     @route("GET", "/model", roles=("operations", "auditor"), returns=ModelInfo)
     def model(self, call: Call) -> Answer:

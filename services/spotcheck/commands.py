@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import Field, create_model
 
+from backbone.challenges import FrameTime
 from backbone.fields import Day, Id, Image, Instant, Model, Month, Name, Note
 from contracts.events import PlacementConfirmed
 
@@ -80,6 +81,11 @@ class SubmitCapture(Model):
     student_id: Id
     frames: list[Image] = Field(min_length=1, max_length=MAX_FRAMES)
     attempt: Annotated[int, Field(ge=1, le=MAX_ATTEMPT)] = 1
+    challenge_id: Id | None = Field(default=None, description="the liveness challenge this burst answers "
+                                    "(POST /checks/<check_id>/challenges)")
+    frame_times_ms: list[FrameTime] | None = Field(
+        default=None, min_length=1, max_length=MAX_FRAMES,
+        description="client timestamp of each frame, ms of a monotonic clock, in frame order")
 
 
 class Accepted(Model):

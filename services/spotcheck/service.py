@@ -19,7 +19,7 @@ import eventlet
 from eventlet.semaphore import Semaphore
 from pydantic import BaseModel
 
-from backbone import config
+from backbone import challenges, config
 from backbone.auth import AUTHORITIES
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
@@ -185,15 +185,40 @@ class SpotcheckService(EdgeService):
                           expected_version=view.version)
         return 200, Closed(check_id=view.check_id, closed_at=event.closed_at)
 
+    @route("POST", "/checks/<check_id>/challenges", roles=("terminal", "student"),
+           body=challenges.IssueChallenge, returns=challenges.ChallengeAnswer, status=201)
+    def issue_challenge(self, call: Call) -> Answer:
+        """Draw the liveness action (blink, turn left, turn right) the next check-in burst of this
+        student must show; the capture names the challenge (docs/liveness.md)."""
+        command: challenges.IssueChallenge = call.body
+        view = self._check(call.path["check_id"])
+        student = student_for(call, self.store, command.student_id)
+        now = config.now()
+        # the refusals of a capture, decided now (window, scope, enrolment, device)
+        probe = domain.submit_capture(view, SubmitCapture.model_construct(
+            student_id=command.student_id, frames=[b""], attempt=1), student, self._device(call), ["-"], now)
+        event = challenges.issue(probe.student_id, probe.school_id, "spot_check", probe.channel, now,
+                                 terminal_id=probe.terminal_id, check_id=probe.check_id)
+        self.store.record(event, challenges.challenge_stream(event.challenge_id), call.actor(),
+                          expected_version=0)
+        return 201, challenges.answer(event)
+
     @route("POST", "/checks/<check_id>/captures", roles=("terminal", "student"), body=SubmitCapture,
            returns=Accepted, status=202, idempotent=True, max_body=CAPTURE_MAX_BODY)
     def submit_capture(self, call: Call) -> Answer:
-        """Check in: live frames of one student, from the school's terminal or the student's app."""
+        """Check in: live frames of one student, from the school's terminal or the student's app,
+        answering a liveness challenge (`challenge_id`, `frame_times_ms`)."""
         command: SubmitCapture = call.body
         view = self._check(call.path["check_id"])
         student = student_for(call, self.store, command.student_id)
         refs = [self.blobs.reference(frame) for frame in command.frames]
-        event = domain.submit_capture(view, command, student, self._device(call), refs, config.now())
+        now = config.now()
+        event = domain.submit_capture(view, command, student, self._device(call), refs, now)
+        if command.challenge_id is not None:
+            issued, used = challenges.lookup(self.store, command.challenge_id)
+            event = challenges.answered_by(event, issued, used, command.frame_times_ms, now)
+        else:
+            event = challenges.with_frame_times(event, command.frame_times_ms)
         with self.blobs.staged() as staged:
             for frame in command.frames:
                 staged.put(frame)

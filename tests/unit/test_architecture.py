@@ -34,6 +34,7 @@ FACEMATCH_DOMAIN = frozenset(
         "engine",
         "evaluation",
         "geometry",
+        "index",
         "liveness",
         "matching",
         "mesh",
@@ -45,7 +46,8 @@ FACEMATCH_DOMAIN = frozenset(
 )
 #: facematch's entry points and adapters: they may use nameko, psycopg and eventlet
 FACEMATCH_ENTRY_POINTS = frozenset(
-    f"services.facematch.{name}" for name in ("__main__", "cli", "reenrol", "repository", "service")
+    f"services.facematch.{name}"
+    for name in ("__main__", "cli", "province", "reenrol", "repository", "service")
 )
 
 
