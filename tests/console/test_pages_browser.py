@@ -38,11 +38,39 @@ def clock_offset() -> tuple[float, datetime]:
     return (target - now).total_seconds(), target
 
 
+def enrol_by_api(system: System, enrolment: Proc, terminal: dict[str, Any], student_id: str,
+                 folder: Path) -> None:
+    """A new capture through the API (another person than the camera shows): three poses and the
+    ID-card photo of ``folder``."""
+    import base64
+    import io
+
+    from tests.console.fakecam import letterboxed
+
+    def jpeg(path: Path) -> str:
+        buffer = io.BytesIO()
+        letterboxed(path).save(buffer, "JPEG", quality=90)
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    status, body = flows.terminal_token(system, terminal["client_id"], terminal["client_secret"])
+    assert status == 200, body
+    token = body["access_token"]
+    frames = [jpeg(folder / n) for n in ("img1.jpg", "img10.jpg", "img11.jpg")]
+    id_photo = base64.b64encode((folder / "img2.jpg").read_bytes()).decode()
+    status, body = enrolment.api("POST", "/enrolments", {"student_id": student_id, "frames": frames,
+                                                         "id_photo": id_photo}, token=token)
+    assert status == 202, body
+    school = flows.school_token(system, "SC1")
+    wait_for(lambda: enrolment.api("GET", f"/students/{student_id}", token=school)[1].get("enrolled"), 60,
+             what=f"{student_id} enrolled")
+
+
 class Stack:
     def __init__(self, system: System, procs: dict[str, Proc], console: Proc, day: datetime,
                  check_id: str, terminal: dict[str, Any], video: Path) -> None:
         self.system, self.procs, self.console, self.day = system, procs, console, day
         self.check_id, self.terminal, self.video = check_id, terminal, video
+        self.second: dict[str, Any] = {}
         self.url = f"http://127.0.0.1:{console.api_port}"
         self.month = day.strftime("%Y-%m")
 
@@ -71,10 +99,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             enrolment = procs["enrolment"]
             flows.setup_school(system, enrolment, "SC1", "驻马店市", "驿城区")
             flows.setup_school(system, enrolment, "SC2", "驻马店市", "西平县")
-            students = (("A0001", "SC1"), ("A0002", "SC1"), ("B0001", "SC2"))
+            students = (("A0001", "SC1"), ("A0002", "SC1"), ("B0001", "SC2"), ("A0003", "SC1"))
             for seq, (student, school) in enumerate(students, 1):
                 flows.register_student(system, enrolment, student, seq, school)
             terminal = flows.register_terminal(system, enrolment, "T1", "SC1")
+            second = flows.register_terminal(system, enrolment, "T2", "SC1")
+            enrol_by_api(system, enrolment, second, "A0003", faces.parent / "faces-extra" / "person01")
             status, body = procs["spotcheck"].api("POST", "/checks", {
                 "opens_at": day.replace(hour=10).isoformat(),
                 "closes_at": day.replace(hour=14, minute=50).isoformat(), "school_ids": ["SC1"]},
@@ -82,7 +112,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert status == 201, body
             console = system.console(AID_CLOCK_OFFSET_SECONDS=str(offset),
                                      AID_CONSOLE_CHALLENGES="off").start()
-            yield Stack(system, procs, console, day, str(body["check_id"]), terminal, video)
+            stack = Stack(system, procs, console, day, str(body["check_id"]), terminal, video)
+            stack.second = second
+            yield stack
         finally:
             system.stop_all()
 
@@ -142,8 +174,8 @@ def test_kiosk_enrols_and_then_checks_a_student_with_the_camera(page: Any, stack
     assert "比对通过" in page.locator("#verdict").inner_text(), page.locator("#verdict").inner_text()
     enrolment = stack.procs["enrolment"]
     school = flows.school_token(stack.system, "SC1")
-    wait_for(lambda: enrolment.api("GET", "/students/A0001", token=school)[1].get("enrolment_mode")
-             or enrolment.api("GET", "/students/A0001", token=school)[1].get("enrolled"), 30, what="enrolled")
+    wait_for(lambda: enrolment.api("GET", "/students/A0001", token=school)[1].get("enrolled"), 30,
+             what="enrolled")
     # check-in: the same camera, keyboard only (card reader: digits then Enter)
     page.get_by_label("抽查确认").check()
     page.get_by_role("button", name="下一位").click()
@@ -221,3 +253,24 @@ def test_a_school_user_cannot_open_another_schools_page(page: Any, stack: Stack)
     assert "无权访问此页面" in page.content()
     assert page.goto("/authority").status == 403
     shot(page, "forbidden")
+
+
+def test_kiosk_offers_the_forced_pass_after_three_failures(page: Any, stack: Stack) -> None:
+    """A0003 is enrolled as another person than the camera shows: three check-ins are rejected,
+    each with its reason in Chinese, then the evidence photo records the forced pass."""
+    page.goto("/kiosk/signin")
+    page.get_by_label("终端编号").fill(stack.second["client_id"])
+    page.get_by_label("终端密钥").fill(stack.second["client_secret"])
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url("**/kiosk")
+    page.get_by_label("学号").fill("A0003")
+    for attempt in (1, 2, 3):
+        page.get_by_label("学号").press("Enter")
+        page.locator(".verdict.bad").filter(has_text=f"第 {attempt} 次").wait_for(timeout=VERDICT_MS)
+        assert "比对未通过" in page.locator("#verdict").inner_text()
+        assert page.locator("#verdict li").count() >= 1  # the reasons, in Chinese
+        assert page.locator("#forced").is_visible() == (attempt == 3)
+    shot(page, "kiosk-forced")
+    page.get_by_role("button", name="拍摄佐证照片并确认").click()
+    page.locator(".verdict.good").filter(has_text="已强行确认通过").wait_for()
+    assert not page.locator("#forced").is_visible()
