@@ -120,9 +120,10 @@ def test_leaving_and_the_monthly_results_list(system: System) -> None:
     assert eligibility.api("GET", path, token=other_staff)[1]["error"] == "OUTSIDE_AREA"
     assert eligibility.api("GET", path, token=system.token("county", city=ZMD, county=XIPING))[0] == 403
     assert eligibility.api("GET", path, token=system.token("student", student="A0002"))[0] == 403
-    for role in ("county", "city", "auditor"):
-        area = {"county": {"city": ZMD, "county": YICHENG}, "city": {"city": ZMD}, "auditor": {}}[role]
-        assert eligibility.api("GET", path, token=system.token(role, **area))[0] == 200, role
+    readers = {"county": system.token("county", city=ZMD, county=YICHENG),
+               "city": system.token("city", city=ZMD), "auditor": system.token("auditor")}
+    for role, token in readers.items():
+        assert eligibility.api("GET", path, token=token)[0] == 200, role
     assert eligibility.api("GET", "/schools/SC1/results/2026-13", token=staff)[0] == 422
     assert eligibility.api("GET", path + "?format=pdf", token=staff)[0] == 422
 
@@ -158,3 +159,64 @@ def test_leaving_and_the_monthly_results_list(system: System) -> None:
     assert flows.id_number(2) not in raw.decode("utf-8-sig")
     # December is still a draft: publications are per month
     assert eligibility.api("GET", path, token=staff)[1]["state"] == "draft"
+
+
+def test_a_check_missed_while_away_on_an_internship_is_decided_by_its_plan(system: System) -> None:
+    """Spotcheck's plan, departure and check over the real services; eligibility links them: a plan
+    filed 7 days before departure fails the check (internship_filed_late, the semester suspended),
+    one filed 22 days before excuses it, without any absence marked."""
+
+    def offset(at: str) -> str:
+        return str((datetime.fromisoformat(at) - datetime.now(UTC)).total_seconds())
+
+    system.relay().start()
+    enrolment = system.service("enrolment", AID_CLOCK_OFFSET_SECONDS=offset("2026-09-10T11:00:00+08:00"))
+    spot = system.service("spotcheck", AID_CLOCK_OFFSET_SECONDS=offset("2026-11-12T11:00:00+08:00"))
+    procs = [enrolment.start(wait=False), spot.start(wait=False),
+             system.service("eligibility").start(wait=False)]
+    for proc in procs:
+        proc.wait_healthy(timeout=120)
+    eligibility = procs[2]
+    flows.setup_school(system, enrolment, "SC1", ZMD, YICHENG)
+    staff, province = flows.school_token(system, "SC1"), flows.province_token(system)
+    plans = {"A0001": "2026-10-25", "A0002": "2026-10-10"}  # 7 and 22 days before departure
+    for seq, (student_id, filed_on) in enumerate(plans.items(), start=1):
+        flows.register_student(system, enrolment, student_id, seq, "SC1")
+        evidence = base64.b64encode(b"\xff\xd8\xff\xe0" + b"evidence" * 20).decode()
+        status, body = enrolment.api("POST", "/enrolments/evidence",
+                                     {"student_id": student_id, "evidence_photo": evidence}, token=staff)
+        assert status == 201, body  # enrolled (evidence filed) before the capture deadline
+        status, plan = spot.api("POST", "/internships", {
+            "student_id": student_id, "kind": "shadowing", "starts_on": "2026-11-01", "ends_on": "2027-01-31",
+            "education_filed_on": filed_on, "aid_authority_filed_on": filed_on}, token=staff)
+        assert status == 201 and plan["filed_late"] is (student_id == "A0001"), plan
+        status, body = spot.api("POST", f"/internships/{plan['plan_id']}/departed", {"on": "2026-11-01"},
+                                token=staff)
+        assert status == 200, body
+        plans[student_id] = plan["plan_id"]
+    status, check = spot.api("POST", "/checks", {"opens_at": "2026-11-12T10:00:00+08:00",
+                                                 "closes_at": "2026-11-12T15:00:00+08:00",
+                                                 "school_ids": ["SC1"]}, token=province)
+    assert status == 201, check
+    assert spot.api("POST", f"/checks/{check['check_id']}/close", token=province)[0] == 200
+
+    def november(student_id: str) -> dict[str, Any] | None:
+        status, body = eligibility.api("GET", f"/students/{student_id}?semester=2026-autumn", token=province)
+        if status != 200:
+            return None
+        (st,) = body["statuses"]
+        month = next(m for m in st["months"] if m["month"] == "2026-11")
+        return {"status": st, "month": month} if month["checks"] and month["outcome"] != "pending" else None
+
+    late = wait_for(lambda: november("A0001"), timeout=60, what="A0001's November in the projection")
+    (result,) = late["month"]["checks"]
+    assert (result["result"], result["reason"]) == ("failed", "internship_filed_late")
+    assert late["status"]["suspension"]["rule"] == "unfiled_internship"
+    assert any(plans["A0001"] in note and "filed late" in note for note in late["month"]["notes"])
+    in_time = wait_for(lambda: november("A0002"), timeout=60, what="A0002's November in the projection")
+    assert (in_time["month"]["outcome"], in_time["month"]["excuse"]) == ("passed", "shadowing_internship")
+    assert in_time["status"]["suspension"] is None
+    status, listed = eligibility.api("GET", "/schools/SC1/results/2026-11", token=staff)
+    assert status == 200, listed
+    assert {r["check_result"] for r in listed["rows"]} == {
+        "通过（跟岗实习）", "未通过（实习计划未在外出实习15日前备案）"}
