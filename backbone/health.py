@@ -19,6 +19,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -100,6 +101,16 @@ def consumers() -> list[ConsumerProgress]:
     return list(_CONSUMERS.values())
 
 
+#: work a process catches up on in the background: name -> a short report (``/health`` shows it as
+#: ``progress <name>``; it never makes the process unhealthy)
+_PROGRESS: dict[str, Callable[[], str]] = {}
+PROGRESS_PREFIX = "progress "
+
+
+def track_progress(name: str, report: Callable[[], str]) -> None:
+    _PROGRESS[name] = report
+
+
 def health_checks(settings: config.Settings) -> dict[str, str]:
     checks: dict[str, str] = {}
     try:
@@ -117,6 +128,11 @@ def health_checks(settings: config.Settings) -> dict[str, str]:
     for progress in consumers():
         reason = progress.stuck_reason()
         checks[f"consumer {progress.queue}"] = "ok" if reason is None else f"stuck: {reason}"
+    for name, report in _PROGRESS.items():
+        try:
+            checks[PROGRESS_PREFIX + name] = report()
+        except Exception as exc:
+            checks[PROGRESS_PREFIX + name] = type(exc).__name__
     return checks
 
 

@@ -19,7 +19,7 @@ from backbone.eventstore import PostgresEventStore
 from contracts.events import CaptureVerified
 from services.eligibility.projection import audit
 from tests.eligibility.elig_builders import AUTUMN_2026, SCHOOL, Log, at, replay
-from tests.support import System, metric_value, wait_for
+from tests.support import System, http_json, metric_value, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +114,11 @@ def test_two_instances_share_the_work_apply_once_and_lose_nothing_when_one_is_ki
                        " WHERE consumer = 'eligibility'") == total
     assert _count(dsn, "SELECT count(*) FROM events"
                        " WHERE type = 'StudentEnrolled' AND actor->>'id' = 'enrolment'") == STUDENTS
+    # province-wide events left a re-derivation backlog, drained in chunks by the instances
+    wait_for(lambda: _count(dsn, "SELECT count(*) FROM eligibility_meta WHERE key = 'rederive_after'") == 0,
+             120, interval=0.5, what="the re-derivation backlog drained")
+    status, body = http_json("GET", f"http://127.0.0.1:{survivors['eligibility'].metrics_port}/health")
+    assert status == 200 and body["checks"]["progress rederive"] == "idle", body
     # the projection is what one replay of the whole log gives (killed mid-batch: nothing lost or doubled)
     with psycopg.connect(dsn) as conn:
         live = {(sid, sem): st for sid, sem, st in audit.iter_statuses(conn)}

@@ -1,18 +1,25 @@
 """The live projection as a nameko dependency: ``self.projection`` in the eligibility service.
 
 Events are applied in batches (:mod:`.batching`): ``AID_BATCH_SIZE`` events at most (500), waiting at most
-``AID_BATCH_WAIT_MS`` (50) after the first for more; the service's ``max_workers`` bounds what can gather."""
+``AID_BATCH_WAIT_MS`` (50) after the first for more; the service's ``max_workers`` bounds what can gather.
+
+An event that touches every student marks a backlog instead of re-deriving everyone in its batch
+(``Projection(defer_everyone=True)``); a background green thread of each instance re-derives it in chunks
+of ``AID_REDERIVE_CHUNK`` students (1000), one transaction each, so batches interleave. Its progress:
+``aid_eligibility_rederive_backlog_students`` and ``progress rederive`` in ``/health``."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
+import eventlet
 from nameko.extensions import DependencyProvider
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 
-from backbone import config
+from backbone import config, health
 from backbone.db import Pool
 from backbone.messaging import failure_kind
 from contracts.envelope import Envelope
@@ -20,6 +27,8 @@ from services.eligibility.domain.rules import StudentStatus
 from services.eligibility.projection import queries
 from services.eligibility.projection.batching import DEFAULT_SIZE, DEFAULT_WAIT, Batcher, Outcome
 from services.eligibility.projection.writer import ApplyResult, Projection
+
+log = logging.getLogger("aid.eligibility")
 
 
 class LiveProjection:
@@ -65,15 +74,50 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
         conf = {**os.environ, **self.container.config}  # AID_BATCH_SIZE, AID_BATCH_WAIT_MS
         wait_ms = float(conf.get("AID_BATCH_WAIT_MS", DEFAULT_WAIT * 1000))
         size = int(conf.get("AID_BATCH_SIZE", DEFAULT_SIZE))
-        self.live = LiveProjection(self.pool, Projection(), batch_size=size, batch_wait=wait_ms / 1000)
+        self.live = LiveProjection(self.pool, Projection(defer_everyone=True), batch_size=size,
+                                   batch_wait=wait_ms / 1000)
+        self.rederive_chunk = int(conf.get("AID_REDERIVE_CHUNK", 1000))
+        self.idle_wait = float(conf.get("AID_REDERIVE_POLL_MS", 200)) / 1000
+        self.running = False
+        self.state: tuple[int, int] | None = None
+        health.track_progress("rederive", self.report)
+
+    def start(self) -> None:
+        self.running = True
+        self.container.spawn_managed_thread(self._drain)
+
+    def report(self) -> str:
+        if self.state is None:
+            return "idle"
+        done, total = self.state
+        return f"re-deriving every student after a shared event: {done} of about {total}"
+
+    def _drain(self) -> None:
+        """Re-derive the backlog chunk by chunk, for ever (each instance; the lock takes turns)."""
+        writer = self.live.writer
+        while self.running:
+            try:
+                with self.pool.connection() as conn:
+                    count = writer.rederive_step(conn, self.rederive_chunk)
+                    self.state = writer.backlog(conn)
+            except Exception as exc:  # the database away: try again later
+                log.warning("eligibility: re-derivation step failed (%s); retrying", type(exc).__name__)
+                eventlet.sleep(2)
+                continue
+            done, total = self.state or (0, 0)
+            BACKLOG.set(max(total - done, 0) if self.state else 0)
+            eventlet.sleep(0 if count else self.idle_wait)
 
     def stop(self) -> None:
+        self.running = False
         self.pool.close()
 
     def get_dependency(self, worker_ctx: Any) -> LiveProjection:
         return self.live
 
 
+BACKLOG = Gauge("aid_eligibility_rederive_backlog_students",
+                "Students still to re-derive after an event that touches every student (about)")
 BATCH_EVENTS = Histogram("aid_eligibility_batch_events", "Events applied per projection batch",
                          buckets=(1, 5, 20, 50, 100, 200, 500, 1000, 2000))
 BATCH_SECONDS = Histogram("aid_eligibility_batch_seconds", "Seconds to apply one projection batch",

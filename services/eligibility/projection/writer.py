@@ -12,6 +12,16 @@ seen before, folds the new events into the stored facts, and re-derives exactly 
 the events can affect (:func:`domain.facts.impact`). A province-wide CheckOpened or a complete
 roster import re-derives everyone (in chunks); a capture re-derives one student.
 Batches are serialised by an advisory lock, so several consumers may apply batches at once.
+
+With ``defer_everyone`` (the service), an event that touches every student (a province-wide check,
+closing or publication, a roster part) does not re-derive everyone in its own transaction: it
+stores its fact and marks a backlog (``eligibility_meta``: re-derive every student after
+``rederive_after``, in student-id order); :meth:`Projection.rederive_step` then re-derives the
+next chunk, one short transaction each under the same lock, so per-student batches keep flowing
+in between. The students a batch names are re-derived at once as always (with the new shared
+facts), so they never wait for the backlog. A second such event while a backlog runs starts it
+again from the first student: a roster import in many parts re-derives each student about once
+after its last part. :meth:`Projection.backlog` tells the progress (metric and ``/health``).
 """
 
 from __future__ import annotations
@@ -47,6 +57,9 @@ CHUNK = 2000
 
 _UPSERT_META = ("INSERT INTO eligibility_meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")
+#: meta keys of the re-derivation backlog (see the module's docstring)
+BACKLOG_AFTER, BACKLOG_TOTAL, BACKLOG_DONE = "rederive_after", "rederive_total", "rederive_done"
+_BACKLOG_KEYS = [BACKLOG_AFTER, BACKLOG_TOTAL, BACKLOG_DONE]
 _STATUS_COLUMNS = "student_id, semester, school_id, county, city, status, last_position"
 
 
@@ -66,9 +79,11 @@ class Projection:
     One instance may serve several green threads: the advisory lock serialises the batches,
     and the cache is trusted only under it."""
 
-    def __init__(self, book: PolicyBook | None = None, chunk: int = CHUNK) -> None:
+    def __init__(self, book: PolicyBook | None = None, chunk: int = CHUNK,
+                 defer_everyone: bool = False) -> None:
         self.book = book or load_policy_book()
         self.chunk = chunk
+        self.defer_everyone = defer_everyone
         self._shared: SharedFacts | None = None
         self._token: str | None = None
 
@@ -132,10 +147,71 @@ class Projection:
         self._write_facts(conn, ledger, own, top)
         if dirty:
             token = self._write_shared(conn, shared, dirty)
+        if scope.everyone and self.defer_everyone:
+            scope.everyone = False  # the backlog re-derives everyone; the students named here go now
+            self._start_backlog(conn)
         students = self._affected(conn, scope)
         self._rederive(conn, students, ledger, shared, top)
         return ApplyResult(len(envelopes), len(new), len(envelopes) - len(new), len(students),
                            frozenset(fresh)), token
+
+    # ------------------------------------------------------------------ the re-derivation backlog
+
+    @staticmethod
+    def _start_backlog(conn: Any) -> None:
+        (total,) = conn.execute("SELECT count(*) FROM eligibility_facts").fetchone()
+        with conn.cursor() as cur:
+            cur.executemany(_UPSERT_META,
+                            [(BACKLOG_AFTER, ""), (BACKLOG_TOTAL, str(total)), (BACKLOG_DONE, "0")])
+
+    @staticmethod
+    def backlog(conn: Any) -> tuple[int, int] | None:
+        """``(re-derived, total)`` of the running backlog, or None when there is none."""
+        rows = dict(conn.execute("SELECT key, value FROM eligibility_meta WHERE key = ANY(%s)",
+                                 (_BACKLOG_KEYS,)).fetchall())
+        if BACKLOG_AFTER not in rows:
+            return None
+        return int(rows.get(BACKLOG_DONE, 0)), int(rows.get(BACKLOG_TOTAL, 0))
+
+    def rederive_step(self, conn: Any, limit: int | None = None) -> int:
+        """Re-derive the backlog's next ``limit`` students (default ``chunk``) in one transaction;
+        returns how many (0: no backlog, or it has just ended)."""
+        try:
+            with conn.transaction():
+                count, token = self._rederive_step(conn, limit or self.chunk)
+        except BaseException:
+            self._shared, self._token = None, None
+            raise
+        self._token = token
+        return count
+
+    def _rederive_step(self, conn: Any, limit: int) -> tuple[int, str | None]:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        row = conn.execute("SELECT value FROM eligibility_meta WHERE key = %s", (BACKLOG_AFTER,)).fetchone()
+        if row is None:
+            return 0, self._token
+        # the next students in the database's order: each side is complete only up to its last row
+        # when it hit the limit (a student may have several roster entries)
+        students = [r[0] for r in conn.execute(
+            "WITH f AS (SELECT student_id FROM eligibility_facts WHERE student_id > %(a)s"
+            "           ORDER BY student_id LIMIT %(n)s),"
+            " r AS (SELECT student_id FROM eligibility_roster_entries WHERE student_id > %(a)s"
+            "       ORDER BY student_id LIMIT %(n)s),"
+            " bound AS (SELECT least((SELECT max(student_id) FROM f HAVING count(*) = %(n)s),"
+            "                        (SELECT max(student_id) FROM r HAVING count(*) = %(n)s)) AS b)"
+            " SELECT u.student_id FROM (SELECT student_id FROM f UNION SELECT student_id FROM r) u, bound"
+            " WHERE bound.b IS NULL OR u.student_id <= bound.b ORDER BY 1", {"a": row[0], "n": limit})]
+        if not students:
+            conn.execute("DELETE FROM eligibility_meta WHERE key = ANY(%s)", (_BACKLOG_KEYS,))
+            return 0, self._token
+        shared, token = self._load_shared_cached(conn)
+        self._token = None
+        self._rederive(conn, students, Ledger(), shared, None)
+        last = students[-1]
+        conn.execute(_UPSERT_META, (BACKLOG_AFTER, last))
+        conn.execute("UPDATE eligibility_meta SET value = (value::bigint + %s)::text WHERE key = %s",
+                     (len(students), BACKLOG_DONE))
+        return len(students), token
 
     def _load_shared_cached(self, conn: Any) -> tuple[SharedFacts, str | None]:
         row = conn.execute("SELECT value FROM eligibility_meta WHERE key = 'shared_token'").fetchone()
@@ -289,6 +365,7 @@ def rebuild(conn: Any, ledger: Ledger, book: PolicyBook | None = None, *, throug
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute("TRUNCATE eligibility_facts, eligibility_shared, eligibility_roster_entries,"
                      " eligibility_status, eligibility_counts")
+        conn.execute("DELETE FROM eligibility_meta WHERE key = ANY(%s)", (_BACKLOG_KEYS,))
         with conn.cursor() as cur:
             with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position)"
                           " FROM STDIN") as copy:
