@@ -274,3 +274,36 @@ def test_kiosk_offers_the_forced_pass_after_three_failures(page: Any, stack: Sta
     page.get_by_role("button", name="拍摄佐证照片并确认").click()
     page.locator(".verdict.good").filter(has_text="已强行确认通过").wait_for()
     assert not page.locator("#forced").is_visible()
+
+
+def test_school_imports_a_roster_and_reads_the_report_row_by_row(page: Any, stack: Stack,
+                                                                tmp_path: Path) -> None:
+    roster = tmp_path / "名单.csv"
+    roster.write_text(
+        "学号,姓名,身份证号,年级,班级,专业,入学年份,入学季节\n"
+        f"A0101,王小明,{flows.id_number(101)},1,会计1班,会计,2026,秋季\n"
+        "A0102,李小红,11010120070307,1,会计1班,会计,2026,秋季\n", encoding="utf-8")
+    sign_in(page, "school", school="SC1")
+    page.goto("/schools/SC1/roster")
+    page.get_by_label("名单文件（CSV 或 XLSX）").set_input_files(str(roster))
+    page.get_by_role("button", name="导入").click()
+    page.locator("#registered").wait_for()
+    shot(page, "school-roster")
+    assert (page.locator("#registered").inner_text(), page.locator("#refused").inner_text()) == ("1", "1")
+    rows = page.locator("tbody tr")
+    assert "已登记" in rows.nth(0).inner_text() and "内容有误" in rows.nth(1).inner_text()
+    assert "李小红" not in page.content() and "11010120070307" not in page.content()
+
+
+def test_operations_register_a_terminal_and_see_its_secret_once(page: Any, stack: Stack) -> None:
+    sign_in(page, "operations")
+    page.wait_for_url("**/operations")
+    page.get_by_label("终端编号").fill("T9")
+    page.get_by_label("学校代码").fill("SC2")
+    page.get_by_label("位置").fill("二楼走廊")
+    page.get_by_role("button", name="登记").last.click()
+    secret = page.locator("#secret").inner_text()
+    assert len(secret) >= 32
+    shot(page, "operations-terminals")
+    page.goto("/operations")
+    assert secret not in page.content() and "T9" in page.content()
