@@ -3,14 +3,15 @@ local process (relay, enrolment, spotcheck, facematch with the real models, elig
 hardship, the issuer), driven through the terminal simulator's client (simulator/client.py) as a
 school terminal, the school's aid office and the province would drive it.
 
-One directly administered school (直属), its roster imported from a CSV file, 14 students; the
+One directly administered school (直属), its roster imported from a CSV file, 16 students; the
 ten who enrol have their own face (real photos of ../shared/faces and ../shared/faces-extra,
 simulator/faces.py; the school's duplicate check allows no face twice). Enrolment in October
-before the deadline (one impostor refused as a duplicate identity, one provisional: the ID-card
-photo is someone else's), one late; three monthly checks (October, November, December); a
-leave; an internship of more than three months whose plan was filed too late; a placement
-internship (and a first-year student refused one); a forced pass after three failed
-confirmations; a student who withdrew; a targeted check in December; October's list published.
+before the deadline (one impostor refused as a duplicate identity, two refused by liveness, one
+provisional: the ID-card photo is someone else's), one late; three monthly checks (October,
+November, December); a leave; an internship of more than three months whose plan was filed
+too late; a placement internship (and a first-year student refused one); a forced pass after
+three failed confirmations; a student who withdrew; a targeted check in December; October's
+list published.
 Eligibility's statuses must then equal the table ``EXPECTED``.
 
 The services' clock moves by restarting enrolment and spotcheck with ``AID_CLOCK_OFFSET_SECONDS``
@@ -51,14 +52,18 @@ OCTOBER = datetime.fromisoformat("2026-10-22T11:00:00+08:00")
 NOVEMBER = datetime.fromisoformat("2026-11-19T11:00:00+08:00")
 DECEMBER = datetime.fromisoformat("2026-12-17T11:00:00+08:00")
 NAMES = ["王小明", "李小红", "张伟", "刘洋", "陈静", "杨帆", "赵磊",
-         "黄丽", "周杰", "吴敏", "徐强", "孙悦", "马超", "朱琳"]
+         "黄丽", "周杰", "吴敏", "徐强", "孙悦", "马超", "朱琳", "胡军", "郭芳"]
 P = {p.folder: p for p in faces.PEOPLE}
 #: student -> the person whose face it is (students without one never enrol with their own face)
 FACE = {"S0001": P["obama"], "S0002": P["biden"], "S0003": P["kit_harington"],
         "S0004": P["alex_lacamoire"], "S0005": P["person01"], "S0006": P["person02"],
         "S0007": P["person05"], "S0008": P["person06"], "S0009": P["person07"],
         "S0010": P["lin_manuel_miranda"]}
-STUDENTS = [f"S{n:04d}" for n in range(1, 15)]
+STUDENTS = [f"S{n:04d}" for n in range(1, 17)]
+#: students whose burst liveness refuses at enrolment (real photos of one person, too alike)
+REFUSED_LIVE = {"S0015": ("rose_leslie", ["rose_leslie_1.jpg", "rose_leslie_2.jpg", "M:rose_leslie_1.jpg"],
+                          "rose_leslie_2.jpg", False),
+                "S0016": ("person08", ["img22.jpg", "img23.jpg", "M:img22.jpg"], "img22.jpg", True)}
 FIRST_YEAR = "S0014"
 
 # month statuses (October, November, December) and the semester's participation, as derived by
@@ -78,6 +83,8 @@ EXPECTED = {
     "S0012": ("not_enrolled", "not_enrolled_in_time", "not_enrolled_in_time", "not_enrolled_in_time"),
     "S0013": ("not_enrolled", "not_enrolled_in_time", "left_school", "left_school"),  # withdrew Nov 5
     "S0014": ("not_enrolled", "not_enrolled_in_time", "not_enrolled_in_time", "not_enrolled_in_time"),
+    "S0015": ("not_enrolled", "not_enrolled_in_time", "not_enrolled_in_time", "not_enrolled_in_time"),
+    "S0016": ("not_enrolled", "not_enrolled_in_time", "not_enrolled_in_time", "not_enrolled_in_time"),
 }
 
 
@@ -174,6 +181,11 @@ def test_a_semester_end_to_end(system: System, tmp_path: Path) -> None:
     impostor = enrol("S0011", faces.burst(P["obama"]), faces.id_photo(P["obama"]))  # S0001's face
     assert impostor["status"] == "rejected"
     assert "DUPLICATE_IDENTITY" in [r["code"] for r in impostor["reasons"]], impostor
+    for student, (folder, names, id_name, extra) in REFUSED_LIVE.items():
+        refused_live = enrol(student, [faces.photo(folder, n, extra) for n in names],
+                             faces.photo(folder, id_name, extra))
+        assert refused_live["status"] == "rejected", refused_live
+        assert any(r["code"].startswith("LIVENESS_") for r in refused_live["reasons"]), refused_live
     wait_for(lambda: all(sim.student(SCHOOL, s)["enrolled"] for s in [*on_time, "S0010"]), 60,
              what="StudentEnrolled of every accepted capture")
     assert sim.student(SCHOOL, "S0010")["enrolled"] == "provisional"
