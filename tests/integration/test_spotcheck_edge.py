@@ -378,7 +378,9 @@ def test_month_results_are_published_once_by_the_school(site: Site) -> None:
     assert refused(publish(site.county)) == (403, "ROLE_FORBIDDEN")
     assert refused(publish(site.staff1, month="2026-11")) == (409, "MONTH_NOT_STARTED")
     assert refused(publish(site.staff1, school_id="SC9")) == (404, "UNKNOWN_SCHOOL")
-    assert publish(site.staff1) == (201, {**body, "published_on": "2026-10-22"})
+    # objections until the 5th working day after Thursday Oct 22: Thursday Oct 29
+    assert publish(site.staff1) == (201, {**body, "published_on": "2026-10-22",
+                                          "objection_ends_on": "2026-10-29"})
     assert refused(publish(site.staff1)) == (409, "ALREADY_PUBLISHED")
     streams = site.rows("SELECT stream, actor->>'id' FROM events WHERE type = 'MonthResultsPublished'")
     assert streams == [("results-SC1-2026-10", subject(site.staff1))]
