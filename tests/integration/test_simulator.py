@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,15 @@ def test_a_school_month_driven_through_the_simulator(system: System, tmp_path: P
     code, _, err = run(offline, capsys, "close", check_id)
     assert code == 3 and err.startswith("aid sim close: UNREACHABLE: http://127.0.0.1:9/checks/"), err
     assert len(err.splitlines()) == 1
+
+    # the installed entry point, configured only by the environment (aid sim ...)
+    env = {**os.environ, "AID_ELIGIBILITY_URL": f"http://127.0.0.1:{procs['eligibility'].api_port}",
+           "AID_SPOTCHECK_URL": f"http://127.0.0.1:{procs['spotcheck'].api_port}",
+           "AID_AUTH_ISSUER": system.issuer_url, "AID_AUTH_KEY_FILE": str(system.key_file),
+           "AID_SIM_DIR": str(tmp_path / "sim"), "AID_SIM_SCHOOL": "SC1"}
+    aid = [sys.executable, "-m", "backbone.cli", "sim"]
+    done = subprocess.run([*aid, "status", "S0002"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["student_id"] == "S0002", done.stderr
+    done = subprocess.run([*aid, "verdict", "nope", "--terminal", "T1"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith("aid sim verdict: HTTP 404 UNKNOWN_CAPTURE"), done
