@@ -89,14 +89,6 @@ class Absence(NamedTuple):
     internship_ends_on: str | None
 
 
-class Appeal(NamedTuple):
-    ts: float
-    eid: str
-    month: str
-    objected_on: str
-    school_id: str
-
-
 class Resolution(NamedTuple):
     """AppealResolved: one student's ruling, keyed by the filing (``appeal_id``)."""
 
@@ -267,7 +259,7 @@ class StudentFacts:
 
     __slots__ = (
         "registration", "first_registered_ts", "enrolments", "captures", "absences", "forced",
-        "appeals", "resolutions", "plans", "placements", "placement_changes", "hardship", "revocations",
+        "resolutions", "plans", "placements", "placement_changes", "hardship", "revocations",
         "submissions", "departures", "returns", "leaving",
     )
 
@@ -281,7 +273,6 @@ class StudentFacts:
         self.captures: Mapping[str, Capture | tuple[Capture, ...]] = _NONE
         self.absences: Mapping[str, Absence] = _NONE
         self.forced: Mapping[str, Capture] = _NONE
-        self.appeals: Mapping[str, Appeal] = _NONE
         self.resolutions: Mapping[str, Resolution] = _NONE
         self.plans: Mapping[str, Plan] = _NONE
         self.placements: Mapping[str, Placement] = _NONE
@@ -310,7 +301,7 @@ class StudentFacts:
         if self.registration is not None:
             out["registration"] = list(self.registration)
             out["first_registered_ts"] = self.first_registered_ts
-        for name in ("enrolments", "absences", "forced", "appeals", "resolutions", "plans",
+        for name in ("enrolments", "absences", "forced", "resolutions", "plans",
                      "placements", "hardship", "revocations", "departures", "returns"):
             table: dict[str, tuple[Any, ...]] = getattr(self, name)
             if table:
@@ -335,7 +326,7 @@ class StudentFacts:
             f.registration = Registration(*data["registration"])
             f.first_registered_ts = data["first_registered_ts"]
         records: dict[str, Callable[..., Any]] = {
-            "enrolments": Enrolment, "absences": Absence, "forced": Capture, "appeals": Appeal,
+            "enrolments": Enrolment, "absences": Absence, "forced": Capture,
             "resolutions": Resolution, "plans": Plan, "placements": Placement, "hardship": Hardship,
             "revocations": Revocation, "departures": Movement, "returns": Movement,
         }
