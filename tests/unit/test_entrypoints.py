@@ -621,6 +621,21 @@ def test_the_same_level_authority_of_the_area_rules_on_each_student_once(
     assert (status, body["error"]) == (404, "NOT_IN_FILING")
 
 
+def test_the_month_end_timer_closes_what_was_not_ruled_once(
+        appeals: AppealsService, store: FakeStore, clock: Callable[[datetime], None]) -> None:
+    store.given(filed())  # filed on 2026-10-14, not ruled
+    appeals.close_months()
+    assert store.recorded == []  # October is not over
+    clock(datetime(2026, 11, 1, 0, 5, tzinfo=SHANGHAI))
+    appeals.close_months()
+    closing = only(store.recorded, "AppealClosedUnhandled")
+    assert (closing.stream, closing.payload["student_ids"], closing.payload["closed_on"]) == (
+        month_stream("SC1", "2026-09"), ["G001"], "2026-10-31")
+    assert closing.actor == Actor(kind="system", id="appeals:month-end")
+    appeals.close_months()
+    assert len(store.recorded) == 1
+
+
 # ============================================================================= hardship
 
 
