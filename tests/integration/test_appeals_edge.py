@@ -27,7 +27,13 @@ import psycopg
 import pypdf
 import pytest
 
+from backbone.eventstore import PostgresEventStore
+from backbone.workdays import checked_calendar
 from contracts.calendar import SHANGHAI
+from contracts.envelope import Actor
+from contracts.events import MonthResultsPublished
+from contracts.registry import build_envelope
+from contracts.workdays import WorkCalendarError
 from tests.flows import school_token, setup_school, student_body
 from tests.support import REPO, Proc, System, throwaway_database, throwaway_vhost, wait_for
 
@@ -441,12 +447,28 @@ def test_a_month_of_appeals_filed_printed_ruled_and_closed(site: Site) -> None:
         assert "Traceback" not in site.procs[name].log_tail(200_000), name
 
 
-def test_a_service_does_not_start_when_the_calendar_lacks_the_current_year(site: Site) -> None:
+@pytest.mark.parametrize("service", ["appeals", "eligibility"])
+def test_a_service_does_not_start_when_the_calendar_lacks_the_current_year(site: Site, service: str) -> None:
     far = datetime(2031, 3, 2, 10, 0, tzinfo=SHANGHAI)  # contracts/data/working-calendar.yml ends earlier
-    proc = site.system.service("appeals", name="appeals-2031", AID_CLOCK_OFFSET_SECONDS=offset(far)).start(
+    proc = site.system.service(service, name=f"{service}-2031", AID_CLOCK_OFFSET_SECONDS=offset(far)).start(
         wait=False
     )
     assert proc.popen is not None
     code = proc.popen.wait(timeout=60)
     assert code != 0
     assert "the working-day calendar lacks 2031" in proc.log_tail(20_000)
+
+
+def test_the_start_up_check_also_needs_every_year_results_were_published_in() -> None:
+    with throwaway_database() as db:
+        assert checked_calendar(db).covers(date(2026, 11, 26))
+        published = MonthResultsPublished(school_id="SC1", month="2024-12", published_on="2024-12-30")
+        PostgresEventStore(db).append(
+            [
+                build_envelope(
+                    published, stream="results-SC1-2024-12", actor=Actor(kind="school", id="staff:SC1")
+                )
+            ]
+        )
+        with pytest.raises(WorkCalendarError, match="lacks 2024"):
+            checked_calendar(db)
