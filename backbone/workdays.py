@@ -40,6 +40,11 @@ def checked_calendar(database_url: str | None = None) -> WorkCalendar:
         except psycopg.Error as exc:  # the database is checked by /health; the year of today still is
             log.warning("working-day calendar: publications not read (%s)", type(exc).__name__)
     require_years(calendar, years)
+    provisional = sorted(years & calendar.provisional_years)
+    if provisional:
+        log.warning("working-day calendar: %s provisional (statutory holidays only, no swapped working"
+                    " days): add the State Council's notice to contracts/data/working-calendar.yml",
+                    ", ".join(map(str, provisional)))
     return calendar
 
 
