@@ -165,6 +165,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "grant_withheld": ("停发人数", "Withheld"),
     "withheld_by_reason": ("停发原因", "Withheld by reason"),
     "drill_down": ("查看学校", "Open a school"),
+    "by_county": ("分县（区）", "By county"),
+    "by_school": ("分学校", "By school"),
     "updated": ("更新于", "Updated"),
     "operations": ("运维", "Operations"),
     "terminals": ("终端与凭证", "Terminals"),

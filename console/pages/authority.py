@@ -54,19 +54,45 @@ def _summary(ctx: Ctx, month: str) -> dict[str, Any]:
     return dict(ctx.api.get("eligibility", f"/summary/{month}", **_scope(ctx)))
 
 
+COUNTS = ("students", "checked", "passed", "failed", "pending")
+
+
+def _live(ctx: Ctx, month: str) -> dict[str, Any]:
+    """The month's counts in the scope, and the same school by school and county by county."""
+    summary = _summary(ctx, month)
+    scope = _scope(ctx)
+    area = {k: v for k, v in scope.items() if k in ("county", "city")}
+    try:
+        schools = list(ctx.api.get("eligibility", f"/summary/{month}/schools", **area)["schools"])
+    except Upstream as exc:
+        if exc.code != "UPSTREAM":  # an eligibility without the per-school list: the totals only
+            raise
+        schools = []
+    if scope.get("school_id"):
+        schools = [s for s in schools if s["school_id"] == scope["school_id"]]
+    counties: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in schools:
+        row["not_checked"] = row["students"] - row["checked"]
+        total = counties.setdefault((row["city"], row["county"]), {
+            "city": row["city"], "county": row["county"], **dict.fromkeys((*COUNTS, "not_checked"), 0)})
+        for key in (*COUNTS, "not_checked"):
+            total[key] += row[key]
+    summary["not_checked"] = summary["students"] - summary["checked"]
+    summary["updated_at"] = time.strftime("%H:%M:%S")
+    return {**summary, "schools": schools, "counties": sorted(counties.values(), key=lambda c: (c["city"],
+                                                                                                c["county"]))}
+
+
 @page("/authority/live", roles=(*AUTHORITIES, "auditor"), nav="live", section="authority")
 def live(ctx: Ctx) -> Response:
     month = str(ctx.request.args.get("month") or this_month())
-    return ctx.render("live.html", month=month, summary=_summary(ctx, month), scope=_scope(ctx))
+    return ctx.render("live.html", month=month, summary=_live(ctx, month), scope=_scope(ctx))
 
 
 @page("/authority/live.json", roles=(*AUTHORITIES, "auditor"))
 def live_json(ctx: Ctx) -> Response:
     month = str(ctx.request.args.get("month") or this_month())
-    summary = _summary(ctx, month)
-    summary["not_checked"] = summary["students"] - summary["checked"]
-    summary["updated_at"] = time.strftime("%H:%M:%S")
-    return json_response(summary)
+    return json_response(_live(ctx, month))
 
 
 @page("/authority/summary", roles=(*AUTHORITIES, "auditor"), nav="summary", section="authority")

@@ -23,6 +23,31 @@ class SummaryQuery(Model):
     city: Name | None = None
 
 
+class AreaQuery(Model):
+    """Narrow a per-school list to one county or city (an authority sees only its area)."""
+
+    county: Name | None = None
+    city: Name | None = None
+
+
+class SchoolCounts(Model):
+    school_id: str
+    county: str
+    city: str
+    students: int
+    checked: int
+    passed: int
+    failed: int
+    pending: int
+
+
+class SummaryBySchool(Model):
+    """A month's check counts school by school (a live view of a check day)."""
+
+    month: str
+    schools: list[SchoolCounts]
+
+
 class AsOfQuery(Model):
     """An auditor's question: the status as the log stood at ``as_of`` (events recorded by then)."""
 

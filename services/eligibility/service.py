@@ -16,6 +16,7 @@ from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.events import ALL_EVENTS
 from services.eligibility.commands import (
+    AreaQuery,
     AsOfQuery,
     PersonalDataRead,
     PersonalDataReads,
@@ -25,6 +26,7 @@ from services.eligibility.commands import (
     StudentQuery,
     StudentStatuses,
     Summary,
+    SummaryBySchool,
     SummaryQuery,
 )
 from services.eligibility.projection.provider import ProjectionProvider
@@ -109,6 +111,23 @@ class EligibilityService(ResultsRoutes, EdgeService):
             if scope["school_id"] is not None:
                 school_for(call, self.store, scope["school_id"])
         return 200, self._summary(month, **scope)
+
+    @route("GET", "/summary/<month>/schools", roles=("county", "city", "province", "auditor"),
+           query=AreaQuery, returns=SummaryBySchool, name="summary_by_school")
+    def summary_by_school_http(self, call: Call) -> Answer:
+        """Read the month's check counts school by school, in the caller's area."""
+        month = _month(call.path["month"])
+        scope = {"county": call.query.county, "city": call.query.city}
+        caller = call.caller
+        if caller.role in ("county", "city"):
+            for key in (("city", "county") if caller.role == "county" else ("city",)):
+                asked, own = scope[key], getattr(caller, key)
+                if asked is not None and asked != own:
+                    raise Forbidden("OUTSIDE_AREA",
+                                    f"this {caller.role} credential covers only its own {key}")
+                scope[key] = own
+        schools = self.projection.summary_by_school(month, **scope)
+        return 200, SummaryBySchool(month=month, schools=schools)
 
     @route("GET", "/audit/students/<student_id>", roles=("auditor",), query=AsOfQuery, returns=StudentAsOf,
            personal=True, name="student_as_of")

@@ -234,6 +234,9 @@ def test_every_nav_page_of_a_role_renders_in_both_languages(services: FakeServic
     })
     for month in ("2026-11", "2026-12", "2027-01"):
         services.answers[("GET", f"/summary/{month}")] = (200, {**SUMMARY, "month": month})
+        services.answers[("GET", f"/summary/{month}/schools")] = (200, {"month": month, "schools": [
+            {"school_id": "SC1", "county": "驿城区", "city": "驻马店市", "students": 3, "checked": 2,
+             "passed": 1, "failed": 1, "pending": 0}]})
         services.answers[("GET", f"/schools/SC1/months/{month}")] = (200, {
             "school_id": "SC1", "month": month, "counts": {"passed": 1}, "students": []})
     client = Client(ConsoleApp())

@@ -9,6 +9,7 @@ shown in docs/pages.md)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from tests import flows
@@ -228,6 +230,9 @@ def test_province_opens_a_check_and_sees_the_live_count_move(page: Any, stack: S
     # a school registers a student in that county: the live tile follows without a reload
     flows.register_student(stack.system, stack.procs["enrolment"], "B0002", 4, "SC2")
     page.locator("#v-students").filter(has_text=str(before + 1)).wait_for(timeout=20_000)
+    school_row = page.locator("#by-school tr").filter(has_text="SC2")
+    school_row.locator("td").nth(2).filter(has_text=str(before + 1)).wait_for(timeout=10_000)
+    assert "西平县" in page.locator("#by-county").inner_text()
     shot(page, "authority-live")
     assert check_id
 
@@ -307,3 +312,41 @@ def test_operations_register_a_terminal_and_see_its_secret_once(page: Any, stack
     shot(page, "operations-terminals")
     page.goto("/operations")
     assert secret not in page.content() and "T9" in page.content()
+
+
+def test_kiosk_answers_a_server_issued_liveness_challenge(browser: Any, stack: Stack) -> None:
+    """With challenges on (the default), the kiosk asks spotcheck for one, prompts that action
+    and sends the frames' times with the challenge id; the capture is decided (the fake camera
+    plays photos, so facematch may well refuse the take: what counts here is a verdict with its
+    reasons, not a refused request)."""
+    offset = str(clock_offset()[0])
+    console = stack.system.console(name="console-challenged", AID_CLOCK_OFFSET_SECONDS=offset)
+    console.start()
+    url = f"http://127.0.0.1:{console.api_port}"
+    context = browser.new_context(base_url=url, locale="zh-CN")
+    context.grant_permissions(["camera"], origin=url)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto("/kiosk/signin")
+        page.get_by_label("终端编号").fill(stack.second["client_id"])
+        page.get_by_label("终端密钥").fill(stack.second["client_secret"])
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url("**/kiosk")
+        page.get_by_label("学号").fill("A0001")
+        page.get_by_label("学号").press("Enter")
+        prompts = {"请眨眼", "请缓慢向左转头", "请缓慢向右转头"}
+        page.locator("#prompt").filter(has_text=re.compile("|".join(prompts))).wait_for()
+        page.locator(".verdict.good, .verdict.bad").wait_for(timeout=VERDICT_MS)
+        head = page.locator(".verdict-head").inner_text()
+        assert head.startswith(("比对通过", "比对未通过")), head
+        with psycopg.connect(stack.system.database_url) as conn:
+            issued = conn.execute("SELECT count(*) FROM events WHERE type = 'LivenessChallengeIssued'"
+                                  " AND payload->>'student_id' = 'A0001'").fetchone()[0]
+            answered = conn.execute("SELECT count(*) FROM events WHERE type = 'CaptureSubmitted'"
+                                    " AND payload->>'student_id' = 'A0001'"
+                                    " AND payload->>'challenge_id' IS NOT NULL").fetchone()[0]
+        assert (issued, answered) == (1, 1)
+    finally:
+        context.close()
+        console.stop()

@@ -63,6 +63,11 @@ class LiveProjection:
         with self.pool.connection() as conn:
             return queries.province_summary(conn, month, school_id=school_id, county=county, city=city)
 
+    def summary_by_school(self, month: str, *, county: str | None = None,
+                          city: str | None = None) -> list[dict[str, Any]]:
+        with self.pool.connection() as conn:
+            return queries.summary_by_school(conn, month, county=county, city=city)
+
 
 class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
     """nameko dependency: one :class:`~.writer.Projection` (policy book and shared-fact cache)

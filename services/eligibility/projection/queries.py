@@ -14,6 +14,7 @@ from typing import Any
 from services.eligibility.domain.calendar import semester_key, semester_of_month
 from services.eligibility.domain.rules import StudentStatus
 
+_CHECK_COUNTS = ("students", "checked", "passed", "failed", "pending")
 _COUNTS = ("students", "checked", "passed", "failed", "pending", "grant_granted", "grant_yuan",
            "grant_pending", "grant_withheld")
 
@@ -58,6 +59,28 @@ def province_summary(conn: Any, month: str, *, school_id: str | None = None, cou
                if metric.startswith("withheld:") and n}
     return {"month": month, "semester": params["semester"], **{n: totals.get(n, 0) for n in _COUNTS},
             "withheld_by_reason": reasons}
+
+
+def summary_by_school(conn: Any, month: str, *, county: str | None = None,
+                      city: str | None = None) -> list[dict[str, Any]]:
+    """The check counts of :func:`province_summary` per school (with its county and city), from
+    ``eligibility_counts``: what a live view of a check day shows, school by school."""
+    where = ["semester = %(semester)s", "month IN (%(month)s, '*')"]
+    params: dict[str, Any] = {"semester": semester_of_month(month), "month": month}
+    for column, value in (("county", county), ("city", city)):
+        if value is not None:
+            where.append(f"{column} = %({column})s")
+            params[column] = value
+    rows = conn.execute(
+        "SELECT school_id, county, city, metric, sum(n) FROM eligibility_counts WHERE " + " AND ".join(where)
+        + " AND metric = ANY(%(metrics)s) GROUP BY school_id, county, city, metric ORDER BY school_id",
+        {**params, "metrics": list(_CHECK_COUNTS)}).fetchall()
+    schools: dict[str, dict[str, Any]] = {}
+    for school_id, school_county, school_city, metric, n in rows:
+        entry = schools.setdefault(school_id, {"school_id": school_id, "county": school_county,
+                                               "city": school_city, **dict.fromkeys(_CHECK_COUNTS, 0)})
+        entry[metric] = int(n)
+    return list(schools.values())
 
 
 def province_summary_scan(conn: Any, month: str, *, school_id: str | None = None, county: str | None = None,
