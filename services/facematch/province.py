@@ -11,6 +11,7 @@ templates stay AES-GCM sealed rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.facematch.index import Hit, TemplateIndex
 from services.facematch.repository import PostgresTemplateRepository
 
 OVERLAP = timedelta(seconds=30)
+PAUSE_EVERY = 5000
 
 
 class ProvinceTemplates:
@@ -31,18 +33,22 @@ class ProvinceTemplates:
         self.index = TemplateIndex()
         self.seen: datetime | None = None
 
-    def refresh(self, repo: PostgresTemplateRepository) -> int:
-        """Apply the rows changed since the last refresh; how many rows were read."""
+    def refresh(self, repo: PostgresTemplateRepository, pause: Callable[[], None] | None = None) -> int:
+        """Apply the rows changed since the last refresh; how many rows were read. `pause` is
+        called every `PAUSE_EVERY` rows (the service lets its other green threads run: the
+        first load of a large province takes about 25 us a row)."""
         since = None if self.seen is None else self.seen - OVERLAP
-        rows = repo.changed_since(since)
-        for template, updated_at in rows:
+        number = 0
+        for number, (template, updated_at) in enumerate(repo.changed_since(since), 1):
+            if pause is not None and number % PAUSE_EVERY == 0:
+                pause()
             if template.model_version == self.model_version:
                 self.index.put(template.student_id, template.school_id, template.vector)
             else:
                 self.index.remove(template.student_id)
             if self.seen is None or updated_at > self.seen:
                 self.seen = updated_at
-        return len(rows)
+        return number
 
     def duplicates(self, probe: NDArray[np.floating[Any]], threshold: float, student_id: str) -> list[Hit]:
         """Other students of the province whose template is within `threshold`, closest first."""

@@ -6,6 +6,7 @@ no database driver itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -51,14 +52,15 @@ class PostgresTemplateRepository(TemplateRepository):
         ).fetchall()
         return [open_template(self.key, bytes(r[1]), r[0]) for r in rows]
 
-    def changed_since(self, since: datetime | None) -> list[tuple[Template, datetime]]:
-        """Every template (with its updated_at) written after `since`; every template for None."""
+    def changed_since(self, since: datetime | None) -> Iterator[tuple[Template, datetime]]:
+        """Every template (with its updated_at) written after `since`, every template for None,
+        in that order; each sealed row is opened as it is reached."""
         rows = self.conn.execute(
             "SELECT student_id, sealed, updated_at FROM face_templates"
             " WHERE %s::timestamptz IS NULL OR updated_at > %s ORDER BY updated_at",
             (since, since),
         ).fetchall()
-        return [(open_template(self.key, bytes(r[1]), r[0]), r[2]) for r in rows]
+        return ((open_template(self.key, bytes(r[1]), r[0]), r[2]) for r in rows)
 
     def stale(self, model_version: str) -> list[tuple[str, str | None]]:
         """(student_id, source photo ref) of templates made by another model version."""

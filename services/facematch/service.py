@@ -13,6 +13,7 @@ from typing import Any
 
 os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "1")  # one engine, one inference at a time per process
 
+import eventlet  # noqa: E402
 from eventlet import tpool  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
 
@@ -99,7 +100,7 @@ class FacematchService(EdgeService):
                 template = repo.get(capture["student_id"])
                 school = [] if enrolment else repo.list_by_school(capture["school_id"])
                 if enrolment:
-                    PROVINCE.refresh(repo)
+                    PROVINCE.refresh(repo, pause=eventlet.sleep)
             if enrolment:
                 outcome = tpool.execute(self.engine.enrol, frames, id_photo, capture["channel"],
                                         student_id=capture["student_id"], challenge=challenge)
