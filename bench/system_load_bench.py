@@ -159,8 +159,8 @@ def start_system(system: System, instances: int) -> dict[str, Proc]:
     for n in range(1, instances + 1):
         # real photos cannot answer a server-issued liveness challenge: these terminals are "old
         # clients" whose bursts get the unchallenged check (any turn or blink)
-        procs[f"facematch-{n}"] = system.service("tests.integration.facematch_old_clients:SERVICE",
-                                                 name=f"facematch-{n}", AID_FACE_UNCHALLENGED="terminal")
+        procs[f"facematch-{n}"] = system.service("facematch", name=f"facematch-{n}",
+                                                 AID_FACE_UNCHALLENGED="terminal")
     for proc in procs.values():
         proc.start(wait=False)
     for proc in procs.values():

@@ -17,7 +17,8 @@ Eligibility's statuses must then equal the table ``EXPECTED``.
 The services' clock moves by restarting enrolment and spotcheck with ``AID_CLOCK_OFFSET_SECONDS``
 (a check is opened on the day it runs, between 10:00 and 15:00); face matching and eligibility
 read no clock (verdicts carry the capture's time). Real photos cannot answer facematch's
-liveness challenge: the terminal is an "old client" (tests/integration/facematch_old_clients.py).
+liveness challenge: the terminal is an "old client" (``AID_FACE_UNCHALLENGED=terminal``,
+docs/liveness.md).
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ from tests.sim_support import sim_client
 from tests.support import Proc, System, wait_for
 
 pytestmark = pytest.mark.integration
-#: facematch with the terminal channel allowed to send bursts without a liveness challenge
-OLD_CLIENTS = "tests.integration.facematch_old_clients:SERVICE"
 SCHOOL = "ZMD0001"
 SEMESTER = "2026-autumn"
 ENROL_DAY = datetime.fromisoformat("2026-10-12T11:00:00+08:00")   # before the Oct 20 capture deadline
@@ -138,7 +137,7 @@ def test_a_semester_end_to_end(system: System, tmp_path: Path) -> None:
     system.relay().start()
     procs = {"enrolment": system.service("enrolment", AID_CLOCK_OFFSET_SECONDS=offset(ENROL_DAY)),
              "spotcheck": system.service("spotcheck", AID_CLOCK_OFFSET_SECONDS=offset(ENROL_DAY)),
-             "facematch": system.service(OLD_CLIENTS, name="facematch", AID_FACE_UNCHALLENGED="terminal"),
+             "facematch": system.service("facematch", AID_FACE_UNCHALLENGED="terminal"),
              "eligibility": system.service("eligibility"), "hardship": system.service("hardship")}
     for proc in procs.values():
         proc.start(wait=False)
