@@ -29,7 +29,7 @@ from contracts.calendar import local_date
 from contracts.envelope import Actor, Envelope
 from contracts.events import AppealStudent
 from contracts.reasons import APPEAL_OUTCOMES
-from contracts.students import student_stream, student_view
+from contracts.students import school_stream, school_view, student_stream, student_view
 from services.appeals import domain
 from services.appeals.commands import (
     Check,
@@ -222,9 +222,16 @@ class AppealsService(EdgeService):
         checks = self.store.read_types(["CheckOpened", "CheckClosed"])
         for env in self.store.read_types(["AppealFiled"]):
             p = env.payload
-            if p["filing_id"] in closed or p.get("authority_level") != caller.role:
+            if p["filing_id"] in closed:
                 continue
-            if not caller.covers_area(p.get("city") or "", p.get("county") or ""):
+            level, city, county = p.get("authority_level"), p.get("city"), p.get("county")
+            if level is None:  # a v1 appeal: who rules is the school's, as registered
+                school = school_view(p["school_id"], self.store.read_stream(school_stream(p["school_id"])))
+                if school.registered is None:
+                    continue
+                level, city, county = (school.registered.administered_by, school.registered.city,
+                                       school.registered.county)
+            if level != caller.role or not caller.covers_area(city or "", county or ""):
                 continue
             _, events = filing_stream(self.store, p["filing_id"])
             state = domain.month_appeals(events)

@@ -32,9 +32,11 @@ from contracts.calendar import SHANGHAI
 from contracts.envelope import Actor, Envelope
 from contracts.events import (
     AppealFiled,
+    AppealFiledV1,
     AppealStudent,
     CaptureRejected,
     CaptureVerified,
+    CheckClosed,
     CheckOpened,
     MonthResultsPublished,
     ObjectionRecorded,
@@ -45,7 +47,7 @@ from contracts.events import (
     TerminalRegistered,
     TerminalRevoked,
 )
-from contracts.registry import build_envelope
+from contracts.registry import build_envelope, parse_envelope
 from contracts.students import capture_stream, school_stream, student_stream
 from contracts.terminals import terminal_stream
 from contracts.workdays import load_work_calendar
@@ -619,6 +621,33 @@ def test_the_same_level_authority_of_the_area_rules_on_each_student_once(
     assert (status, body["error"]) == (409, "ALREADY_RULED")
     status, body = ask(appeals.rule, county, {**ruling, "student_id": "G002"}, filing_id="SC1-2026-09")
     assert (status, body["error"]) == (404, "NOT_IN_FILING")
+
+
+def test_the_inbox_lists_what_waits_for_the_callers_level_and_area_with_the_evidence(
+        appeals: AppealsService, store: FakeStore, token: Callable[..., str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []  # the personal-data reads the edge would log (no database here)
+    monkeypatch.setattr(backbone.edge, "_record_reads", lambda service, call: reads.extend(call.reads))
+    legacy = AppealFiledV1(appeal_id="A-old", student_id="G001", school_id="SC1", month="2026-10",
+                           objected_on="2026-10-12", letter_ref="blob:" + "b" * 64)
+    old = build_envelope(legacy, stream="appeal-A-old", actor=Actor(kind="school", id="staff:SC1"))
+    check_c1 = check("C1")
+    store.given(filed(), parse_envelope(old.to_dict()), check_c1, rejected("K1"),
+                build_envelope(CheckClosed(check_id="C1", closed_at=f"{DAY}T15:00:00+08:00"),
+                               stream=check_c1.stream, actor=COUNTY_OFFICER))
+    county = token("county", "county:yc:zhao", city=CITY, county=COUNTY)
+    status, body = ask(appeals.inbox, county)
+    assert status == 200, body
+    assert [f["filing_id"] for f in body["filings"]] == ["SC1-2026-09", "A-old"]  # a v1 appeal too
+    (student,) = body["filings"][1]["students"]
+    (failed,) = student["failed_checks"]  # October's check: closed, only a rejected capture
+    assert (failed["check_id"], failed["result"], [v["reasons"] for v in failed["verdicts"]]) == (
+        "C1", "failed", [["NO_MATCH"]])
+    assert body["filings"][0]["students"][0]["failed_checks"] == []  # no check in September
+    assert reads == ["G001", "G001"]
+    for other in (token("county", "county:xp", city=CITY, county=OTHER_COUNTY), token("city", "city:zmd",
+                                                                                     city=CITY)):
+        assert ask(appeals.inbox, other) == (200, {"filings": []})
 
 
 def test_the_month_end_timer_closes_what_was_not_ruled_once(
