@@ -386,6 +386,15 @@ class ConsoleApp:
         return response
 
 
+def download(content: bytes, filename: str, content_type: str) -> Response:
+    """A file to save: the name in ASCII and, for Chinese names, in RFC 5987 form (a header is
+    Latin-1: a raw Chinese name would break the response)."""
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in filename)
+    quoted = urllib.parse.quote(filename, safe="")
+    return Response(content, content_type=content_type, headers={
+        "Content-Disposition": f"attachment; filename=\"{ascii_name or 'file'}\"; filename*=UTF-8''{quoted}"})
+
+
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=status,
                     content_type="application/json; charset=utf-8")

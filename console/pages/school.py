@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.wrappers import Response
 
-from console.web import Ctx, Upstream, file_base64, page
+from console.web import Ctx, Upstream, download, file_base64, page
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 READERS = ("school", "county", "city", "province", "auditor")
@@ -136,10 +136,8 @@ def placements(ctx: Ctx, school_id: str) -> Response:
 @page("/schools/<school_id>/placements/<month>/attachment2", roles=READERS)
 def attachment2(ctx: Ctx, school_id: str, month: str) -> Response:
     answer = ctx.api.get("spotcheck", f"/schools/{school_id}/placements/{month}/attachment2")
-    filename = str(answer["filename"]).replace('"', "")
-    return Response(base64.b64decode(answer["content_base64"]),
-                    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return download(base64.b64decode(answer["content_base64"]), str(answer["filename"]),
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @page("/schools/<school_id>/attachment2", roles=READERS)
@@ -172,9 +170,7 @@ def appeals(ctx: Ctx, school_id: str) -> Response:
 @page("/schools/<school_id>/appeals/<filing_id>/letter", roles=READERS)
 def appeal_letter(ctx: Ctx, school_id: str, filing_id: str) -> Response:
     answer = ctx.api.get("appeals", f"/appeals/filings/{filing_id}/letter")
-    filename = str(answer["filename"]).replace('"', "")
-    return Response(base64.b64decode(answer["content_base64"]), content_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return download(base64.b64decode(answer["content_base64"]), str(answer["filename"]), "application/pdf")
 
 
 @page("/schools/<school_id>/hardship", roles=("school",), methods=("GET", "POST"), nav="hardship",

@@ -257,3 +257,17 @@ def test_a_page_that_fails_shows_no_traceback(client: Client, services: FakeServ
     services.answers[("GET", "/audit/personal-data-reads")] = (200, {"unexpected": True})
     response = client.get("/audit/reads")
     assert response.status_code == 500 and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_downloads_keep_their_chinese_names(client: Client, services: FakeServices) -> None:
+    import base64
+
+    sign_in(client, "school", school="SC1")
+    services.answers[("GET", "/schools/SC1/placements/2026-11/attachment2")] = (200, {
+        "filename": "附件2-SC1-2026-11.xlsx", "content_base64": base64.b64encode(b"PK\x03\x04").decode(),
+        "rows": 0})
+    response = client.get("/schools/SC1/placements/2026-11/attachment2")
+    assert response.status_code == 200 and response.get_data() == b"PK\x03\x04"
+    disposition = response.headers["Content-Disposition"]
+    disposition.encode("latin-1")  # a header the server can send
+    assert "filename*=UTF-8''%E9%99%84%E4%BB%B62-SC1-2026-11.xlsx" in disposition

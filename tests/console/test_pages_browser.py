@@ -27,7 +27,7 @@ from tests.support import Proc, System, throwaway_database, throwaway_vhost, wai
 
 pytestmark = [pytest.mark.integration, pytest.mark.faces]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility")  # what these pages call
+SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility", "appeals")  # what these pages call
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VERDICT_MS = 40_000
 
@@ -350,3 +350,47 @@ def test_kiosk_answers_a_server_issued_liveness_challenge(browser: Any, stack: S
     finally:
         context.close()
         console.stop()
+
+
+def test_school_files_an_objection_and_the_county_rules_on_it(page: Any, stack: Stack,
+                                                              tmp_path: Path) -> None:
+    """The month is published; the school records a student's objection, files the month, gets
+    the letter (PDF) and attaches the signed scan; the county approves it in its inbox."""
+    status, body = stack.procs["spotcheck"].api("POST", "/results/publish", {
+        "school_id": "SC1", "month": stack.month}, token=flows.school_token(stack.system, "SC1"))
+    assert status in (201, 409), body  # published here, or by the school's test before
+    sign_in(page, "school", school="SC1")
+    page.goto("/schools/SC1/appeals")
+    form = page.locator("form").filter(has_text="登记学生异议")
+    form.get_by_label("学号").fill("A0002")
+    form.get_by_label("月份").fill(stack.month)
+    form.get_by_label("提出异议日期").fill(stack.day.strftime("%Y-%m-%d"))
+    form.get_by_label("原因").fill("当天病假，已补交假条")
+    form.get_by_role("button", name="保存").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    page.locator("form").filter(has_text="提交申诉").get_by_role("button", name="提交申诉").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    filing_id = page.locator(".ok code").inner_text()
+    letter = page.request.get(page.get_by_role("link", name="下载公函（PDF）").get_attribute("href"))
+    assert letter.status == 200, letter.text()[:300]
+    assert letter.headers["content-type"] == "application/pdf" and letter.body().startswith(b"%PDF")
+    scan = tmp_path / "signed.jpg"
+    scan.write_bytes((find_faces_dir() / "obama" / "obama_small.jpg").read_bytes())  # any JPEG will do
+    signed = page.locator("form").filter(has_text="签字申诉书扫描件")
+    signed.get_by_label("申诉编号").fill(filing_id)
+    signed.locator("input[type=file]").set_input_files(str(scan))
+    signed.get_by_role("button", name="保存").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    shot(page, "school-appeals")
+    page.get_by_role("button", name="退出").click()
+    sign_in(page, "county", city="驻马店市", county="驿城区")
+    page.goto("/authority/appeals")
+    row = page.locator("tr").filter(has_text="A0002")
+    row.get_by_label("原因").fill("假条属实")
+    row.get_by_role("button", name="同意").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    shot(page, "authority-appeals")
