@@ -104,15 +104,37 @@ def _decided(client: AidClient, args: argparse.Namespace, answer: dict[str, Any]
     return _verdict_exit(verdict)
 
 
+def _frame_times(args: argparse.Namespace, frames: int) -> list[int] | None:
+    """``--frame-times 0,350,700`` (ms of the camera's clock, one per frame); with a challenge and
+    no times, frames are taken as 400 ms apart."""
+    if args.frame_times:
+        try:
+            times = [int(t) for t in args.frame_times.split(",")]
+        except ValueError:
+            raise Usage("--frame-times takes whole milliseconds, comma-separated: 0,350,700") from None
+        if len(times) != frames:
+            raise Usage(f"--frame-times gives {len(times)} times for {frames} frames")
+        return times
+    return [400 * n for n in range(frames)] if args.challenge else None
+
+
+def cmd_challenge(client: AidClient, args: argparse.Namespace) -> int:
+    _out(client.challenge(args.terminal, args.student_id, args.check))
+    return 0
+
+
 def cmd_enrol(client: AidClient, args: argparse.Namespace) -> int:
     frames = read_files(args.frames)
     (id_photo,) = read_files([args.id_photo])
-    return _decided(client, args, client.enrol(args.terminal, args.student_id, frames, id_photo))
+    answer = client.enrol(args.terminal, args.student_id, frames, id_photo, args.challenge,
+                          _frame_times(args, len(frames)))
+    return _decided(client, args, answer)
 
 
 def cmd_capture(client: AidClient, args: argparse.Namespace) -> int:
     frames = read_files(args.frames)
-    answer = client.capture(args.terminal, args.check_id, args.student_id, frames, args.attempt)
+    answer = client.capture(args.terminal, args.check_id, args.student_id, frames, args.attempt,
+                            args.challenge, _frame_times(args, len(frames)))
     return _decided(client, args, answer)
 
 
@@ -239,6 +261,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--city", help="the city of a city or county authority")
         p.add_argument("--county", help="the county of a county authority")
 
+    def challenge_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--challenge", metavar="CHALLENGE_ID",
+                       help="the liveness challenge the burst answers (aid sim challenge)")
+        p.add_argument("--frame-times", metavar="MS,MS,...",
+                       help="when each frame was taken, ms (default with a challenge: 400 ms apart)")
+
     def wait_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--wait", type=int, default=0, metavar="SECONDS",
                        help="wait up to SECONDS for the verdict and print it (exit 4 if rejected)")
@@ -289,6 +317,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("frames", nargs="+", help="photo files of the live burst")
     p.add_argument("--id-photo", required=True, help="the photo read from the ID card")
     p.add_argument("--terminal", required=True)
+    challenge_options(p)
     wait_option(p)
 
     p = add("capture", cmd_capture, "terminal: check a student in (a burst of 3-10 frames) during a check")
@@ -297,7 +326,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("frames", nargs="+", help="photo files of the live burst")
     p.add_argument("--terminal", required=True)
     p.add_argument("--attempt", type=int, default=1, help="the confirmation attempt, 1..10")
+    challenge_options(p)
     wait_option(p)
+
+    p = add("challenge", cmd_challenge, "terminal: draw the liveness action (blink, turn_left, turn_right)"
+                                        " the student's next burst must show; with --check for a check-in,"
+                                        " else for a new capture")
+    p.add_argument("student_id")
+    p.add_argument("--terminal", required=True)
+    p.add_argument("--check", help="the check of the check-in (omit for a new capture)")
 
     p = add("absence", cmd_absence, "school: mark why a student misses a check")
     p.add_argument("check_id")

@@ -363,18 +363,38 @@ class AidClient:
 
     # ------------------------------------------------------------------ terminals
 
-    def enrol(self, terminal_id: str, student_id: str, frames: Sequence[bytes], id_photo: bytes) -> Any:
-        """New capture (新增采集): the live burst and the ID-card photo; answers the capture id."""
+    def challenge(self, terminal_id: str, student_id: str, check_id: str | None = None) -> Any:
+        """A liveness challenge (the action the next burst must show: blink, turn_left or
+        turn_right) for a check-in of ``check_id``, or for a new capture when ``check_id`` is None."""
+        path = f"/checks/{check_id}/challenges" if check_id else "/enrolments/challenges"
+        return self.call("POST", "spotcheck" if check_id else "enrolment", path, {"student_id": student_id},
+                         self.tokens.terminal(terminal_id))
+
+    @staticmethod
+    def _answering(challenge_id: str | None, frame_times_ms: Sequence[int] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if challenge_id:
+            body["challenge_id"] = challenge_id
+        if frame_times_ms:
+            body["frame_times_ms"] = list(frame_times_ms)
+        return body
+
+    def enrol(self, terminal_id: str, student_id: str, frames: Sequence[bytes], id_photo: bytes,
+              challenge_id: str | None = None, frame_times_ms: Sequence[int] | None = None) -> Any:
+        """New capture (新增采集): the live burst and the ID-card photo, answering a liveness
+        challenge when given; answers the capture id."""
         return self.call("POST", "enrolment", "/enrolments", {
-            "student_id": student_id, "frames": [b64(f) for f in frames], "id_photo": b64(id_photo)},
-            self.tokens.terminal(terminal_id))
+            "student_id": student_id, "frames": [b64(f) for f in frames], "id_photo": b64(id_photo),
+            **self._answering(challenge_id, frame_times_ms)}, self.tokens.terminal(terminal_id))
 
     def capture(self, terminal_id: str, check_id: str, student_id: str, frames: Sequence[bytes],
-                attempt: int = 1) -> Any:
-        """A check-in at the terminal; answers the capture id (the verdict comes later)."""
+                attempt: int = 1, challenge_id: str | None = None,
+                frame_times_ms: Sequence[int] | None = None) -> Any:
+        """A check-in at the terminal, answering a liveness challenge when given; answers the
+        capture id (the verdict comes later)."""
         return self.call("POST", "spotcheck", f"/checks/{check_id}/captures", {
-            "student_id": student_id, "frames": [b64(f) for f in frames], "attempt": attempt},
-            self.tokens.terminal(terminal_id))
+            "student_id": student_id, "frames": [b64(f) for f in frames], "attempt": attempt,
+            **self._answering(challenge_id, frame_times_ms)}, self.tokens.terminal(terminal_id))
 
     def force_pass(self, terminal_id: str, check_id: str, student_id: str, evidence_photo: bytes) -> Any:
         return self.call("POST", "spotcheck", f"/checks/{check_id}/forced-passes", {

@@ -90,6 +90,22 @@ def test_a_school_month_driven_through_the_simulator(system: System, tmp_path: P
     code, _, err = sim("capture", check_id, "S0001", *frames, "--terminal", "T9")
     assert code == 2 and "UNKNOWN_TERMINAL" in err, err
 
+    # liveness challenges: none for a check-in of a student without an enrolment; one for a new
+    # capture, which the burst then names (with the frames' times)
+    code, _, err = sim("challenge", "S0001", "--terminal", "T1", "--check", check_id)
+    assert code == 1 and "HTTP 409 NOT_ENROLLED" in err, err
+    code, drawn, _ = sim("challenge", "S0001", "--terminal", "T1")
+    assert code == 0 and drawn["action"] in ("blink", "turn_left", "turn_right"), drawn
+    code, _, err = sim("enrol", "S0001", *frames, "--id-photo", frames[0], "--terminal", "T1",
+                       "--challenge", drawn["challenge_id"], "--frame-times", "0,400")
+    assert code == 2 and "2 times for 3 frames" in err, err
+    code, submitted, _ = sim("enrol", "S0001", *frames, "--id-photo", frames[0], "--terminal", "T1",
+                             "--challenge", drawn["challenge_id"])
+    assert code == 0 and submitted["status"] == "submitted", submitted
+    (answered,) = [e for e in events(system, "CaptureSubmitted")
+                   if e["capture_id"] == submitted["capture_id"]]
+    assert answered.get("challenge_id") == drawn["challenge_id"], answered
+
     code, answer, _ = sim(*STAFF, "absence", check_id, "S0002", "--reason", "leave",
                           "--reported-at", "2026-10-22T10:30:00+08:00")
     assert code == 0 and (answer["reason"], answer["warnings"]) == ("leave", []), answer
