@@ -147,3 +147,31 @@ def test_help_states_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "Exit status: 0" in capsys.readouterr().out
+
+
+def test_verify_checks_a_burst_against_a_challenge(
+    faces_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.facematch.engine import FaceEngine
+    from tests.facematch import sequences as sq
+    from tests.facematch.conftest import rgb_of
+
+    image = sq.on_backdrop(rgb_of((faces_dir / "obama/obama_1.jpg").read_bytes()))
+    engine = FaceEngine()
+    mesh = engine.analyse(sq.jpeg(image)).mesh
+    engine.close()
+    assert mesh is not None
+    files = []
+    for i, frame in enumerate(sq.head_turn(image, mesh.points, [0.0, 10.0, 20.0, 28.0])):
+        files.append(tmp_path / f"f{i}.jpg")
+        files[-1].write_bytes(sq.jpeg(frame))
+    reference = str(faces_dir / "obama/obama_4.jpg")
+    frames = [str(f) for f in files]
+    assert main(["verify", reference, frames[0], "--frames", *frames[1:], "--challenge", "turn_left"]) == 0
+    assert json.loads(capsys.readouterr().out)["liveness"]["shown"] == ["turn_left"]
+    assert main(["verify", reference, frames[0], "--frames", *frames[1:], "--challenge", "turn_right"]) == 1
+    assert json.loads(capsys.readouterr().out)["reasons"] == ["LIVENESS_WRONG_ACTION"]
+    late = ["verify", reference, frames[0], "--frames", *frames[1:], "--challenge", "turn_left",
+            "--frame-times", "0,200,5000,5200"]
+    assert main(late) == 1 and json.loads(capsys.readouterr().out)["reasons"] == ["LIVENESS_TIMING"]
+    assert main([*late[:-1], "0,x"]) == 2
