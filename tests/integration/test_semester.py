@@ -10,8 +10,8 @@ before the deadline (one impostor refused as a duplicate identity, two refused b
 provisional: the ID-card photo is someone else's), one late; three monthly checks (October,
 November, December); a leave; an internship of more than three months whose plan was filed
 too late; a placement internship (and a first-year student refused one); a forced pass after
-three failed confirmations; a student who withdrew; a targeted check in December; October's
-list published.
+three failed confirmations; a student who withdrew; a targeted check in December (and a
+challenged burst of photos refused); October's list published.
 Eligibility's statuses must then equal the table ``EXPECTED``.
 
 The services' clock moves by restarting enrolment and spotcheck with ``AID_CLOCK_OFFSET_SECONDS``
@@ -241,6 +241,12 @@ def test_a_semester_end_to_end(system: System, tmp_path: Path) -> None:
                               student_ids=["S0002", "S0005"], kind="targeted")
     assert targeted["kind"] == "targeted" and targeted["students"] == 2, targeted
     sim.mark_absence(SCHOOL, december, "S0006", "shadowing_internship", "2026-12-17T10:30:00+08:00")
+    # a kiosk that asks for a liveness challenge: three photos cannot show the action as one take
+    drawn = sim.challenge(terminal, "S0003", december)
+    photos = verdict(sim.capture(terminal, december, "S0003", faces.burst(FACE["S0003"]),
+                                 challenge_id=drawn["challenge_id"], frame_times_ms=[0, 400, 800]))
+    assert photos["status"] == "rejected", photos
+    assert any(r["code"].startswith("LIVENESS_") for r in photos["reasons"]), photos
     attending = [s for s in FACE if s not in ("S0006", "S0007")]
     results = parallel(check_in(december), attending) + [check_in(targeted["check_id"])("S0005")]
     assert [r["status"] for r in results] == ["verified"] * (len(attending) + 1), results
