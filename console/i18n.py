@@ -10,6 +10,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "signout": ("退出", "Sign out"),
     "signin_dev": ("开发环境登录（令牌由内置签发方签发）",
                    "Development sign-in (tokens from the embedded issuer)"),
+    "signin_oidc": ("通过统一身份认证登录", "Sign in with the province's identity provider"),
     "signin_prod": ("生产环境请通过省级统一身份认证登录。",
                     "In production, sign in with the province's identity provider."),
     "role": ("角色", "Role"),

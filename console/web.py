@@ -165,6 +165,24 @@ def http_call(method: str, url: str, body: Any = None, token: str | None = None,
         return 503, {"error": "UNAVAILABLE", "message": "the service cannot be reached"}
 
 
+def http_form(url: str, fields: dict[str, str], timeout: float = 10) -> tuple[int, Any]:
+    """POST an OAuth form (application/x-www-form-urlencoded), answer as JSON."""
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded",
+                                              "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, {"error": "upstream"}
+    except (OSError, ValueError) as exc:
+        log.warning("token endpoint unreachable (%s)", type(exc).__name__)
+        return 503, {"error": "unavailable"}
+
+
 def renew_terminal_token(session: Session) -> None:
     """A terminal's token lasts 15 minutes: ask the issuer for a new one with its secret (a
     revoked terminal gets none: TERMINAL_REVOKED)."""

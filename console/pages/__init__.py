@@ -1,4 +1,13 @@
 """The console's pages, one module per kind of user; importing this package registers them.
 A new flow (an appeal step, a new list) is a new ``@page`` here and a template."""
 
-from console.pages import auditor, authority, common, deadletters, kiosk, operations, school  # noqa: F401
+from console.pages import (  # noqa: F401
+    auditor,
+    authority,
+    common,
+    deadletters,
+    kiosk,
+    oidc,
+    operations,
+    school,
+)

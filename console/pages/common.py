@@ -40,11 +40,13 @@ def signin(ctx: Ctx) -> Response:
     """Development sign-in: the embedded issuer's key signs a token for the chosen role and area
     (a province deployment signs people in at its OIDC provider instead)."""
     from backbone.issuer import mint, person_claims
+    from console.pages.oidc import client_id
 
     dev = _dev_issuer_key()
+    oidc = client_id() is not None
     if ctx.request.method == "GET" or dev is None:
-        return ctx.render("signin.html", 200 if dev else 503, dev=dev is not None, roles=PERSON_ROLES,
-                          error=None)
+        return ctx.render("signin.html", 200 if dev or oidc else 503, dev=dev is not None, oidc=oidc,
+                          roles=PERSON_ROLES, error=None)
     role = ctx.form("role")
     area = {k: ctx.form(k) or None for k in ("school", "city", "county")}
     user = ctx.form("user")[:40] or None
@@ -55,7 +57,7 @@ def signin(ctx: Ctx) -> Response:
         key, issuer, audience = dev
         token = mint(key, issuer, audience, claims, PERSON_TOKEN_SECONDS)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - a missing area claim, an unknown role: ask again
-        return ctx.render("signin.html", 422, dev=True, roles=PERSON_ROLES, error=ctx.t("error"))
+        return ctx.render("signin.html", 422, dev=True, oidc=oidc, roles=PERSON_ROLES, error=ctx.t("error"))
     session = ctx.app.sessions.create(claims, token, time.time() + PERSON_TOKEN_SECONDS)
     return set_session_cookie(ctx.redirect(HOME[role]), session, ctx.app.secure_cookie)
 

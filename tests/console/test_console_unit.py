@@ -271,3 +271,46 @@ def test_downloads_keep_their_chinese_names(client: Client, services: FakeServic
     disposition = response.headers["Content-Disposition"]
     disposition.encode("latin-1")  # a header the server can send
     assert "filename*=UTF-8''%E9%99%84%E4%BB%B62-SC1-2026-11.xlsx" in disposition
+
+
+def test_people_sign_in_at_the_oidc_provider_with_pkce(services: FakeServices,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import hashlib
+    import urllib.parse
+
+    from console.pages import oidc
+
+    monkeypatch.setenv("AID_ENV", "production")
+    monkeypatch.setenv("AID_AUTH_ISSUER", "https://id.example.gov.cn/realms/aid")
+    monkeypatch.setenv("AID_CONSOLE_OIDC_CLIENT_ID", "console")
+    monkeypatch.setenv("AID_CONSOLE_PUBLIC_URL", "https://console.example.gov.cn")
+    services.answers[("GET", "/realms/aid/.well-known/openid-configuration")] = (200, {
+        "authorization_endpoint": "https://id.example.gov.cn/auth", "token_endpoint": "https://id.example.gov.cn/token"})
+    sent: dict[str, str] = {}
+
+    def token_endpoint(url: str, fields: dict[str, str], timeout: float = 10) -> tuple[int, Any]:
+        sent.update(fields, url=url)
+        return 200, {"access_token": "header.payload.signature", "token_type": "Bearer"}
+
+    monkeypatch.setattr(oidc, "http_form", token_endpoint)
+    monkeypatch.setattr(oidc, "verify", lambda token: {"sub": "staff:1", "role": "school", "school": "SC1",
+                                                       "city": None, "county": None, "exp": 4102444800})
+    client = Client(ConsoleApp())
+    page = client.get("/signin").get_data(as_text=True)
+    assert 'href="/signin/oidc"' in page and 'name="role"' not in page  # production: no development form
+    started = client.get("/signin/oidc")
+    target = urllib.parse.urlsplit(started.headers["Location"])
+    query = dict(urllib.parse.parse_qsl(target.query))
+    assert target.netloc == "id.example.gov.cn" and target.path == "/auth"
+    assert query["redirect_uri"] == "https://console.example.gov.cn/signin/callback"
+    assert query["code_challenge_method"] == "S256" and query["client_id"] == "console"
+    assert client.get("/signin/callback?code=c1&state=forged").status_code == 400
+    done = client.get(f"/signin/callback?code=c1&state={query['state']}")
+    assert done.status_code == 303 and done.headers["Location"] == "/school"
+    assert "HttpOnly" in done.headers["Set-Cookie"] and "Secure" in done.headers["Set-Cookie"]
+    digest = hashlib.sha256(sent["code_verifier"].encode()).digest()
+    assert base64.urlsafe_b64encode(digest).decode().rstrip("=") == query["code_challenge"]
+    assert (sent["url"], sent["code"], sent["grant_type"]) == ("https://id.example.gov.cn/token", "c1",
+                                                                "authorization_code")
+    assert client.get(f"/signin/callback?code=c1&state={query['state']}").status_code == 400  # used once
