@@ -45,7 +45,7 @@ for path in (ROOT, ROOT / "bench"):
 from eligibility_bench import Generator, create_database, drop_database, machine, reuse_database  # noqa: E402
 
 DAY = date(2026, 12, 16)
-CHECK_ID = "R-sim-2026-12-16"
+CHECK_ID = f"R-sim-2026-12-16-{uuid.uuid4().hex[:6]}"  # one per run: a kept database can play again
 
 
 def business_times(n: int, rng: random.Random) -> list[float]:

@@ -83,3 +83,21 @@ def test_without_deferral_everyone_is_re_derived_in_the_batch(pg_dsn: str) -> No
         assert live.apply_events(conn, log.events[-1:]).rederived == 2
         assert live.backlog(conn) is None
     assert _rows(pg_dsn) == replay(log.events)
+
+
+def test_a_step_yields_to_a_batch_holding_the_lock(pg_dsn: str) -> None:
+    from services.eligibility.projection.writer import LOCK_KEY
+
+    log = Log()
+    log.ordinary("S1")
+    log.check("R-2026-11", "2026-11", at("2026-11-12").date(), closed=False)
+    live = Projection(defer_everyone=True)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn, psycopg.connect(pg_dsn) as batch:
+        live.apply_events(conn, log.events)
+        assert live.backlog(conn) == (0, 1)
+        batch.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))  # a batch in flight
+        assert live.rederive_step(conn, 10, nowait=True) == -1
+        batch.rollback()
+        assert live.rederive_step(conn, 10, nowait=True) == 1
+        assert live.rederive_step(conn, 10, nowait=True) == 0 and live.backlog(conn) is None
+    assert _rows(pg_dsn) == replay(log.events)

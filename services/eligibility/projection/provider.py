@@ -5,13 +5,16 @@ Events are applied in batches (:mod:`.batching`): ``AID_BATCH_SIZE`` events at m
 
 An event that touches every student marks a backlog instead of re-deriving everyone in its batch
 (``Projection(defer_everyone=True)``); a background green thread of each instance re-derives it in chunks
-of ``AID_REDERIVE_CHUNK`` students (1000), one transaction each, so batches interleave. Its progress:
+of ``AID_REDERIVE_CHUNK`` students (250), one transaction each, so batches interleave: a step takes the
+lock only when it is free and no batch of its own process is gathering (batches go first; after
+``AID_REDERIVE_MAX_YIELD_MS`` (2000) of yielding it waits its turn like a batch). Its progress:
 ``aid_eligibility_rederive_backlog_students`` and ``progress rederive`` in ``/health``."""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,7 +84,8 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
         size = int(conf.get("AID_BATCH_SIZE", DEFAULT_SIZE))
         self.live = LiveProjection(self.pool, Projection(defer_everyone=True), batch_size=size,
                                    batch_wait=wait_ms / 1000)
-        self.rederive_chunk = int(conf.get("AID_REDERIVE_CHUNK", 1000))
+        self.rederive_chunk = int(conf.get("AID_REDERIVE_CHUNK", 250))
+        self.max_yield = float(conf.get("AID_REDERIVE_MAX_YIELD_MS", 2000)) / 1000
         self.idle_wait = float(conf.get("AID_REDERIVE_POLL_MS", 200)) / 1000
         self.running = False
         self.state: tuple[int, int] | None = None
@@ -100,15 +104,28 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
     def _drain(self) -> None:
         """Re-derive the backlog chunk by chunk, for ever (each instance; the lock takes turns)."""
         writer = self.live.writer
+        yielding_since: float | None = None
         while self.running:
+            now = time.monotonic()
+            patient = yielding_since is None or now - yielding_since < self.max_yield
+            if patient and self.live.batcher.waiting:  # a batch of ours is gathering: it goes first
+                yielding_since = yielding_since or now
+                eventlet.sleep(0.01)
+                continue
             try:
                 with self.pool.connection() as conn:
-                    count = writer.rederive_step(conn, self.rederive_chunk)
-                    self.state = writer.backlog(conn)
+                    count = writer.rederive_step(conn, self.rederive_chunk, nowait=patient)
+                    if count >= 0:
+                        self.state = writer.backlog(conn)
             except Exception as exc:  # the database away: try again later
                 log.warning("eligibility: re-derivation step failed (%s); retrying", type(exc).__name__)
                 eventlet.sleep(2)
                 continue
+            if count < 0:  # another instance's batch (or step) holds the lock
+                yielding_since = yielding_since or now
+                eventlet.sleep(0.01)
+                continue
+            yielding_since = None
             done, total = self.state or (0, 0)
             BACKLOG.set(max(total - done, 0) if self.state else 0)
             eventlet.sleep(0 if count else self.idle_wait)

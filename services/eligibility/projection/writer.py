@@ -173,20 +173,25 @@ class Projection:
             return None
         return int(rows.get(BACKLOG_DONE, 0)), int(rows.get(BACKLOG_TOTAL, 0))
 
-    def rederive_step(self, conn: Any, limit: int | None = None) -> int:
+    def rederive_step(self, conn: Any, limit: int | None = None, nowait: bool = False) -> int:
         """Re-derive the backlog's next ``limit`` students (default ``chunk``) in one transaction;
-        returns how many (0: no backlog, or it has just ended)."""
+        returns how many (0: no backlog, or it has just ended). With ``nowait``, returns -1 at once
+        when a batch holds the projection's lock (batches go first)."""
         try:
             with conn.transaction():
-                count, token = self._rederive_step(conn, limit or self.chunk)
+                count, token = self._rederive_step(conn, limit or self.chunk, nowait)
         except BaseException:
             self._shared, self._token = None, None
             raise
         self._token = token
         return count
 
-    def _rederive_step(self, conn: Any, limit: int) -> tuple[int, str | None]:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+    def _rederive_step(self, conn: Any, limit: int, nowait: bool = False) -> tuple[int, str | None]:
+        if nowait:
+            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+                return -1, self._token
+        else:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         row = conn.execute("SELECT value FROM eligibility_meta WHERE key = %s", (BACKLOG_AFTER,)).fetchone()
         if row is None:
             return 0, self._token
