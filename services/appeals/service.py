@@ -29,7 +29,7 @@ from contracts.calendar import local_date
 from contracts.envelope import Actor, Envelope
 from contracts.events import AppealStudent
 from contracts.reasons import APPEAL_OUTCOMES
-from contracts.students import school_stream, school_view, student_stream, student_view
+from contracts.students import results_stream, school_stream, school_view, student_stream, student_view
 from services.appeals import domain
 from services.appeals.commands import (
     Check,
@@ -73,8 +73,8 @@ def filing_stream(store: Any, filing_id: str) -> tuple[str, list[Envelope]]:
 
 def publication(store: Any, school_id: str, month: str) -> str | None:
     """The day the school first published the month's results (MonthResultsPublished)."""
-    days = [e.payload["published_on"] for e in store.read_types(["MonthResultsPublished"])
-            if e.payload["school_id"] == school_id and e.payload["month"] == month]
+    days = [e.payload["published_on"] for e in store.read_stream(results_stream(school_id, month))
+            if e.type == "MonthResultsPublished"]
     return min(days) if days else None
 
 
@@ -105,11 +105,16 @@ def close_due(store: Any, day: date) -> list[str]:
     the filings closed. Safe to run anywhere and often: a concurrent run loses on the stream
     version and changes nothing."""
     closed_ids = {e.payload["filing_id"] for e in store.read_types(["AppealClosedUnhandled"])}
+    ruled = {(e.payload["appeal_id"], e.payload["student_id"]) for e in store.read_types(["AppealResolved"])}
     closed: list[str] = []
     for filed in store.read_types(["AppealFiled"]):
-        filing_id = filed.payload["filing_id"]
-        if filing_id in closed_ids:
-            continue
+        p = filed.payload
+        filing_id = p["filing_id"]
+        filed_on = p.get("filed_on") or local_date(filed.occurred_at).isoformat()
+        if filing_id in closed_ids or filed_on[:7] >= domain.month_of(day):
+            continue  # closed already, or its month is not over
+        if all((filing_id, s["student_id"]) in ruled for s in p["students"]):
+            continue  # every student ruled: nothing to close (read no stream)
         stream, events = filing_stream(store, filing_id)
         state = domain.month_appeals(events)
         event = domain.close_unhandled(state, day)
