@@ -171,3 +171,21 @@ def forced_pass(ctx: Ctx) -> Response:
         return {"forced_pass": bool(answer["forced_pass"]), "attempts": answer["attempts"]}
 
     return _guarded(ctx, run)
+
+
+@page("/kiosk/placement", roles=("terminal",), methods=("GET", "POST"))
+def placement(ctx: Ctx) -> Response:
+    """The placement internship (顶岗实习) confirmed at the terminal before the student leaves:
+    every field of Attachment 2 the registration does not hold."""
+    from console.pages.school import _post_form
+
+    def run() -> Any:
+        fields = ("student_id", "company", "location", "supervisor", "supervisor_contact", "starts_on",
+                  "ends_on")
+        body = {k: ctx.form(k) for k in fields}
+        if ctx.form("remark"):
+            body["remark"] = ctx.form("remark")
+        return ctx.api.post("spotcheck", "/placements", body)
+
+    answer, error = _post_form(ctx, run)
+    return ctx.render("kiosk_placement.html", answer=answer, error=error)

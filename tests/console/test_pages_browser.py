@@ -394,3 +394,38 @@ def test_school_files_an_objection_and_the_county_rules_on_it(page: Any, stack: 
     page.locator(".ok, .error").first.wait_for()
     assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
     shot(page, "authority-appeals")
+
+
+def test_terminal_confirms_a_placement_and_the_school_exports_attachment_2(page: Any, stack: Stack) -> None:
+    page.goto("/kiosk/signin")
+    page.get_by_label("终端编号").fill(stack.second["client_id"])
+    page.get_by_label("终端密钥").fill(stack.second["client_secret"])
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url("**/kiosk")
+    page.get_by_role("link", name="顶岗实习离校前确认").click()
+    page.get_by_label("学号").fill("A0001")
+    page.get_by_label("实习所在公司（全称）").fill("驻马店市天中机械制造有限公司")
+    page.get_by_label("实习所在地（详细地址）").fill("驻马店市驿城区开源大道88号")
+    page.get_by_label("学校实习负责人").fill("王老师")
+    page.get_by_label("负责人联系电话").fill("0396-1234567")
+    page.get_by_label("开始日期").fill((stack.day + timedelta(days=1)).strftime("%Y-%m-%d"))
+    page.get_by_label("结束日期").fill((stack.day + timedelta(days=120)).strftime("%Y-%m-%d"))
+    page.get_by_role("button", name="顶岗实习离校前确认").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    shot(page, "kiosk-placement")
+    page.get_by_role("button", name="退出").click()
+    sign_in(page, "school", school="SC1")
+    page.goto("/schools/SC1/placements")
+    page.get_by_label("月份").fill(stack.month)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载").click()
+    saved = Path(download.value.path())
+    assert download.value.suggested_filename.endswith(".xlsx") and saved.read_bytes().startswith(b"PK")
+    import io
+
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(saved.read_bytes())).active
+    cells = " ".join(str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None)
+    assert "驻马店市天中机械制造有限公司" in cells
