@@ -27,7 +27,7 @@ from tests.support import Proc, System, throwaway_database, throwaway_vhost, wai
 
 pytestmark = [pytest.mark.integration, pytest.mark.faces]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility", "appeals")  # what these pages call
+SERVICES = ("enrolment", "spotcheck", "facematch", "eligibility", "appeals", "hardship")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VERDICT_MS = 40_000
 
@@ -429,3 +429,34 @@ def test_terminal_confirms_a_placement_and_the_school_exports_attachment_2(page:
     sheet = load_workbook(io.BytesIO(saved.read_bytes())).active
     cells = " ".join(str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None)
     assert "驻马店市天中机械制造有限公司" in cells
+
+
+def test_school_files_an_internship_plan(page: Any, stack: Stack) -> None:
+    sign_in(page, "school", school="SC1")
+    page.goto("/schools/SC1/internships")
+    form = page.locator("form").filter(has_text="提交实习计划")
+    form.get_by_label("学号").fill("A0002")
+    form.get_by_label("类型").select_option("shadowing")
+    form.get_by_label("开始日期").fill((stack.day + timedelta(days=20)).strftime("%Y-%m-%d"))
+    form.get_by_label("结束日期").fill((stack.day + timedelta(days=140)).strftime("%Y-%m-%d"))
+    form.get_by_label("教育部门备案日期").fill(stack.day.strftime("%Y-%m-%d"))
+    form.get_by_label("资助部门备案日期").fill(stack.day.strftime("%Y-%m-%d"))
+    form.get_by_role("button", name="提交实习计划").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    assert "plan_id" in page.locator(".ok").inner_text()
+    shot(page, "school-internships")
+
+
+def test_school_records_a_hardship_determination(page: Any, stack: Stack) -> None:
+    sign_in(page, "school", school="SC1")
+    page.goto("/schools/SC1/hardship")
+    page.get_by_label("学号").fill("A0002")
+    page.get_by_label("困难类别（1-8，逗号分隔）").fill("2")
+    page.get_by_label("学期").fill("2026-autumn")
+    page.get_by_label("school_review").check()
+    page.get_by_role("button", name="提交认定").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    assert "level" in page.locator(".ok").inner_text()
+    shot(page, "school-hardship")
