@@ -94,7 +94,9 @@ class Accepted(Model):
 
 
 class WaitQuery(Model):
-    wait: Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait for the verdict")] = 0
+    wait: Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS, description=(
+        "seconds to wait for the verdict (answered as soon as it is recorded; 503 TOO_MANY_WAITING"
+        " when too many requests wait already, retry after Retry-After)"))] = 0
 
 
 class Reason(Model):

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import itertools
 import time
 from typing import Any
 
-import eventlet
-from eventlet.semaphore import Semaphore
 from pydantic import BaseModel
 
 from backbone import challenges, config
 from backbone.auth import AUTHORITIES
-from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
+from backbone.edge import Answer, Call, EdgeService, Refusal, route, school_for, student_for
+from backbone.logwatch import LogWatchProvider, TooManyWaiting
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
 from contracts.calendar import local_date
 from contracts.events import PlacementRefused
@@ -70,12 +68,10 @@ CAPTURE_MAX_BODY = 16 * 1024 * 1024
 EVIDENCE_MAX_BODY = 9 * 1024 * 1024
 VERDICT_READERS = ("terminal", "school", "student", *AUTHORITIES, "auditor")
 ATTACHMENT2_READERS = ("school", *AUTHORITIES, "auditor")
-POLL_SECONDS = (0.2, 0.3, 0.5, 0.75)
-MAX_POLL_SECONDS = 1.0
-# Long polls sleep without a worker's database connection, but each holds a nameko worker: at
-# most this many wait at once (the others are answered at once), so requests always find one.
+# Long polls sleep without a worker's database connection (one listener connection per process
+# wakes them when the verdict is in the log: backbone/logwatch.py), but each holds a nameko
+# worker: at most this many wait at once (beyond: 503 TOO_MANY_WAITING), so requests always find one.
 MAX_WAITING = 32
-_waiting = Semaphore(MAX_WAITING)
 
 
 def verdict_answer(state: domain.CaptureState) -> Verdict:
@@ -93,6 +89,7 @@ class SpotcheckService(EdgeService):
     max_workers = MAX_WAITING + 32
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
+    log_watch = LogWatchProvider(max_waiters=MAX_WAITING)
 
     def _check(self, check_id: str) -> domain.CheckView:
         return domain.check_view(check_id, self.store.read_stream(domain.check_stream(check_id)))
@@ -235,19 +232,17 @@ class SpotcheckService(EdgeService):
         student_for(call, self.store, state.submitted.student_id)
         call.read_personal(state.submitted.student_id)
         wait: int = call.query.wait
-        if state.status == "submitted" and wait > 0 and _waiting.acquire(blocking=False):
+        if state.status == "submitted" and wait > 0:
+            deadline = time.monotonic() + wait
             try:
-                deadline = time.monotonic() + wait
-                for pause in itertools.chain(POLL_SECONDS, itertools.repeat(MAX_POLL_SECONDS)):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    eventlet.sleep(min(pause, left))  # green: other requests go on meanwhile
-                    state = self._capture(capture_id)
-                    if state.status != "submitted":
-                        break
-            finally:
-                _waiting.release()
+                with self.log_watch.watching(capture_stream(capture_id)) as waiter:
+                    state = self._capture(capture_id)  # after registering: no verdict falls in between
+                    while state.status == "submitted" and (left := deadline - time.monotonic()) > 0:
+                        waiter.wait(left)  # green: woken when the capture's stream has a new event
+                        state = self._capture(capture_id)
+            except TooManyWaiting:
+                raise Refusal(503, "TOO_MANY_WAITING", f"more than {MAX_WAITING} requests wait for a"
+                              " verdict here; retry shortly", headers={"Retry-After": "1"}) from None
         return 200, verdict_answer(state)
 
     @route("POST", "/checks/<check_id>/absences", roles=("school",), body=MarkAbsence, returns=AbsenceAnswer,
