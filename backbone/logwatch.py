@@ -70,6 +70,7 @@ class LogWatch:
         self.connect_timeout = connect_timeout
         self.listening = False
         self.wakes = 0  # waiters woken by the log (for tests and metrics)
+        self.connects = 0  # listener connections made (1, and one more after each reconnect)
         self._waiters: dict[str, set[Waiter]] = {}
         self._count = 0
         self._lock = threading.Lock()
@@ -145,6 +146,7 @@ class LogWatch:
                              application_name=APPLICATION_NAME) as conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             seen = self._head(conn)
+            self.connects += 1
             self.listening = True
             self._wake(self._streams())  # who registered before LISTEN re-reads once
             last_check = time.monotonic()

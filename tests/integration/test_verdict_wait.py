@@ -20,15 +20,16 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from backbone.eventstore import PostgresEventStore
-from backbone.logwatch import APPLICATION_NAME
+from backbone.logwatch import APPLICATION_NAME, LogWatch
 from contracts import Actor, build_envelope
 from contracts.envelope import Envelope
 from contracts.events import CaptureRejected, CaptureSubmitted, CaptureVerified
 from contracts.students import capture_stream
 from services.spotcheck.service import MAX_WAITING
-from tests.support import REPO, Proc, System, http_json
+from tests.support import REPO, Proc, System, http_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +155,34 @@ def test_waiting_for_the_log_does_not_block_the_hub(database_url: str) -> None:
 
 def test_the_probe_sees_a_listener_that_would_block_the_hub(database_url: str) -> None:
     assert hub_probe(database_url, "wait_c")["max_gap"] >= 0.3
+
+
+def test_a_lost_listener_reconnects_and_waiters_poll_meanwhile(database_url: str) -> None:
+    store = PostgresEventStore(database_url)
+    watch = LogWatch(database_url, heartbeat=0.5, fallback_poll=0.3)
+    watch.start()
+    try:
+        wait_for(lambda: watch.listening, 10, 0.02, what="listening")
+        assert watch.poll_interval() == watch.listening_poll
+        capture_id = submitted(store)
+        with watch.watching(capture_stream(capture_id)) as waiter:
+            with psycopg.connect(database_url, autocommit=True) as admin:  # the database drops the listener
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE application_name = %s AND datname = current_database()",
+                              (APPLICATION_NAME,))
+            wait_for(lambda: watch.connects == 2, 15, 0.02, what="reconnected")
+            waiter.wait(0)  # a reconnect wakes every waiter once (it re-reads: nothing missed)
+            started = time.perf_counter()
+            store.append([verdict(capture_id)])
+            assert waiter.wait(5.0) and time.perf_counter() - started < 0.5
+    finally:
+        watch.stop()
+    unreachable = LogWatch(make_conninfo(database_url, dbname="aid_no_such_database"), fallback_poll=0.3)
+    unreachable.start()
+    try:
+        with unreachable.watching("any") as waiter:
+            started = time.perf_counter()
+            assert waiter.wait(5.0) is False  # not woken: the request re-reads every fallback_poll seconds
+            assert 0.25 < time.perf_counter() - started < 1.5
+    finally:
+        unreachable.stop()
