@@ -6,6 +6,7 @@ from console.pages import (  # noqa: F401
     authority,
     common,
     deadletters,
+    hardship_cases,
     kiosk,
     oidc,
     operations,

@@ -314,3 +314,79 @@ def test_people_sign_in_at_the_oidc_provider_with_pkce(services: FakeServices,
     assert (sent["url"], sent["code"], sent["grant_type"]) == ("https://id.example.gov.cn/token", "c1",
                                                                 "authorization_code")
     assert client.get(f"/signin/callback?code=c1&state={query['state']}").status_code == 400  # used once
+
+
+CASE = {"case_id": "A0001.2026-2027", "student_id": "A0001", "school_id": "SC1", "school_year": "2026-2027",
+        "stage": "vocational", "route": "application", "household_registration": "in_province", "tier": None,
+        "status": "determined", "application": {}, "comparison": [], "assessment": {
+            "policy_version": "1", "score": 61, "suggested_level": "difficult"},
+        "reviews": [{"review_id": "R1", "kind": "democratic_review", "proposed_level": "difficult",
+                     "held_on": "2026-11-20"}],
+        "determinations": [{"determination_id": "D1", "level": "difficult", "categories": [7],
+                            "effective_semester": "2026-autumn", "effective_month": None,
+                            "methods": [], "trigger": "initial"}],
+        "changes": [], "objections": [], "revocation": None}
+
+
+def test_hardship_case_steps_from_the_school_pages(client: Client, services: FakeServices) -> None:
+    """Each step posts to its hardship route with the case id from the form (never in a URL of
+    the console), the case's state is shown, the notice downloads; another school gets 403."""
+    import base64
+
+    csrf = sign_in(client, "school", school="SC1")
+    recorded = {"case_id": CASE["case_id"], "event_id": "E1", "position": 9, "status": "opened"}
+    services.answers.update({
+        ("GET", "/schools/SC1/cases"): (200, {
+            "school_id": "SC1", "school_year": "2026-2027", "notice_issued": True, "archived": False,
+            "publications": [{"notice_id": "N-1", "published_on": "2026-11-25",
+                              "objections_until": "2026-11-30", "cases": 1}],
+            "cases": [{"case_id": CASE["case_id"], "student_id": "A0001", "stage": "vocational",
+                       "status": "determined", "level": "difficult"}]}),
+        ("POST", "/cases"): (201, recorded),
+        ("POST", f"/cases/{CASE['case_id']}/determination"): (201, {**recorded, "status": "determined"}),
+        ("POST", f"/cases/{CASE['case_id']}/reviews"): (201, recorded),
+        ("POST", f"/cases/{CASE['case_id']}/assessment"): (201, recorded),
+        ("GET", f"/cases/{CASE['case_id']}"): (200, CASE),
+        ("GET", "/schools/SC1/public-notices/N-1/pdf"): (200, {
+            "filename": "公示-SC1-N-1.pdf", "media_type": "application/pdf",
+            "content_base64": base64.b64encode(b"%PDF-1.4").decode(), "rows": 1}),
+    })
+    page = client.get("/schools/SC1/hardship/steps?school_year=2026-2027").get_data(as_text=True)
+    assert "/schools/SC1/hardship/notices/N-1/pdf?school_year=2026-2027" in page
+    assert "A0001" not in "".join(p.split('"')[0] for p in page.split('href="')[1:])  # no student in links
+    for control in page.split("<input ")[1:] + page.split("<select ")[1:]:
+        name = control.split('id="', 1)[1].split('"', 1)[0] if 'id="' in control.split(">")[0] else None
+        if name and 'type="hidden"' not in control.split(">")[0]:
+            assert f'for="{name}"' in page, name  # every visible control has its label
+    year = {"csrf": csrf, "school_year": "2026-2027"}
+    opened = client.post("/schools/SC1/hardship/steps", data={
+        **year, "action": "open", "student_id": "A0001", "stage": "vocational", "registration": "in_province",
+        "categories": "7", "members": "4", "income": "12000", "housing": "rent"})
+    assert opened.status_code == 200
+    assert services.calls[-3][:2] == ("POST", "/cases")
+    assert services.calls[-3][3] == {"student_id": "A0001", "school_year": "2026-2027", "stage": "vocational",
+                                     "household_registration": "in_province", "claims": [{"category": 7}],
+                                     "family": {"members": 4, "yearly_income_yuan": 12000, "housing": "rent"}}
+    client.post("/schools/SC1/hardship/steps", data={
+        **year, "action": "review", "case_id": CASE["case_id"], "kind": "democratic_review",
+        "method": "class_vote", "held_on": "2026-11-20", "by": "王老师，李老师", "votes_for": "30",
+        "votes_against": "", "findings": "同意", "proposed_level": "difficult"})
+    assert [c[3] for c in services.calls if c[1].endswith("/reviews")][-1] == {
+        "kind": "democratic_review", "held_on": "2026-11-20", "by": ["王老师", "李老师"],
+        "method": "class_vote", "votes_for": 30, "findings": "同意", "proposed_level": "difficult"}
+    shown = client.post("/schools/SC1/hardship/steps", data={
+        **year, "action": "determine", "case_id": CASE["case_id"], "level": "difficult", "categories": "7",
+        "semester": "2026-autumn", "trigger": "initial"})
+    text = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and "determined" in text and "61" in text and "困难" in text
+    assert [c[3] for c in services.calls if c[1].endswith("/determination")][-1] == {
+        "level": "difficult", "categories": [7], "effective_semester": "2026-autumn", "trigger": "initial"}
+    bad = client.post("/schools/SC1/hardship/steps", data={
+        **year, "action": "assess", "case_id": CASE["case_id"], "minimum_living": "x"})
+    assert bad.status_code == 200 and "INVALID_REQUEST" in bad.get_data(as_text=True)
+    pdf = client.get("/schools/SC1/hardship/notices/N-1/pdf?school_year=2026-2027")
+    assert pdf.status_code == 200 and pdf.get_data() == b"%PDF-1.4"
+    before = len(services.calls)
+    assert client.get("/schools/SC2/hardship/steps").status_code == 403
+    assert client.post("/schools/SC2/hardship/steps", data={**year, "action": "archive"}).status_code == 403
+    assert len(services.calls) == before
