@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -270,7 +271,13 @@ def test_a_semester_end_to_end(system: System, tmp_path: Path) -> None:
     text = base64.b64decode(listed["content_base64"]).decode("utf-8-sig")
     assert all(name not in text for name in NAMES) and "王*" in text
     assert id_number(101) not in text and f"{id_number(101)[:6]}********{id_number(101)[-4:]}" in text
-    sheet = load_workbook(io.BytesIO(base64.b64decode(sim.attachment2(SCHOOL, "2026-11")["content_base64"])))
+    attachment2 = base64.b64decode(sim.attachment2(SCHOOL, "2026-11")["content_base64"])
+    sheet = load_workbook(io.BytesIO(attachment2))
+    samples = os.environ.get("AID_SAMPLES_DIR")  # keep the published files for a person to read
+    if samples:
+        Path(samples).mkdir(parents=True, exist_ok=True)
+        (Path(samples) / "results-2026-10.csv").write_bytes(base64.b64decode(listed["content_base64"]))
+        (Path(samples) / "attachment2-2026-11.xlsx").write_bytes(attachment2)
     assert "天中机械" in " ".join(str(c.value) for row in sheet.active.iter_rows() for c in row if c.value)
 
     # every accepted capture got exactly one verdict, and no event holds a photo or an ID number
