@@ -460,3 +460,65 @@ def test_school_records_a_hardship_determination(page: Any, stack: Stack) -> Non
     assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
     assert "level" in page.locator(".ok").inner_text()
     shot(page, "school-hardship")
+
+
+def _submit(page: Any, form: Any, button: str) -> str:
+    form.get_by_role("button", name=button, exact=True).click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    return str(page.locator(".ok").inner_text())
+
+
+def test_school_takes_a_hardship_case_from_notice_to_public_notice(page: Any, stack: Stack) -> None:
+    """Advance notice, an application, the questionnaire, a democratic review, the determination
+    with a level, the public notice and its PDF, each from the page; the case's state is shown."""
+    sign_in(page, "school", school="SC1")
+    page.goto("/schools/SC1/hardship/steps")
+    today = stack.day.strftime("%Y-%m-%d")
+    forms = page.locator("form")
+    notice = forms.filter(has_text="提前告知")
+    notice.get_by_label("告知日期").fill(today)
+    _submit(page, notice, "保存")
+    opened = forms.filter(has_text="受理申请 / 建立案卷")
+    opened.get_by_label("学号").fill("A0001")
+    opened.get_by_label("学段").select_option("vocational")
+    opened.get_by_label("户籍").select_option("in_province")
+    opened.get_by_label("困难类别（1-8，逗号分隔）").fill("7")
+    opened.get_by_label("家庭人口").fill("4")
+    opened.get_by_label("家庭年收入（元）").fill("12000")
+    opened.get_by_label("住房").select_option("rent")
+    _submit(page, opened, "受理申请 / 建立案卷")
+    assert "opened" in page.locator("#case").inner_text()
+    assess = forms.filter(has_text="量化评估（问卷）")
+    for label, value in (("当地最低生活保障标准（元/年）", "6000"), ("家庭人口", "4"),
+                         ("家庭年收入（元）", "12000"), ("学生月均消费（元）", "500"),
+                         ("学校参考月均消费（元）", "900")):
+        assess.get_by_label(label, exact=True).fill(value)
+    assess.get_by_label("住房").select_option("rent")
+    assess.get_by_label("家庭成员患重大疾病").check()
+    _submit(page, assess, "保存")
+    assert "assessed" in page.locator("#case").inner_text()
+    review = forms.filter(has_text="民主评议 / 调查核实")
+    review.get_by_label("类型").select_option("democratic_review")
+    review.get_by_label("方式").select_option("class_vote")
+    review.get_by_label("日期").fill(today)
+    review.get_by_label("参加人员（逗号分隔）").fill("王老师，学生代表")
+    review.get_by_label("赞成票").fill("30")
+    review.get_by_label("评议或调查意见").fill("家庭困难属实")
+    review.get_by_label("建议等级").select_option("difficult")
+    _submit(page, review, "保存")
+    determine = forms.filter(has_text="学校认定（等级）")
+    determine.get_by_label("认定等级").select_option("difficult")
+    determine.get_by_label("困难类别（1-8，逗号分隔）").fill("7")
+    determine.get_by_label("原因").fill("民主评议建议困难")
+    _submit(page, determine, "提交认定")
+    state = page.locator("#case").inner_text()
+    assert "determined" in state and "困难" in state
+    publish = forms.filter(has_text="认定结果公示")
+    publish.get_by_label("公示日期").fill(today)
+    _submit(page, publish, "认定结果公示")
+    shot(page, "school-hardship-steps")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="PDF").click()
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    assert "A0001" not in page.url
