@@ -239,6 +239,50 @@ def read_verdicts_in(conn: Any, check_id: str, student_id: str) -> list[Envelope
     return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
 
 
+_LOCAL_DAY = "(occurred_at AT TIME ZONE 'Asia/Shanghai')::date"
+
+
+def read_filings_in(conn: Any, filed_from: str, filed_until: str) -> list[Envelope]:
+    """The appeal filings (``AppealFiled``) filed on a day in [``filed_from``, ``filed_until``)
+    (ISO dates), upcast, in log order: all of them, however many events of other types or
+    months the log holds. A v1 appeal (no ``filed_on``) counts on the local day of its
+    ``occurred_at``. Served by ``events_filings_by_filed_on_idx``."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE type = 'AppealFiled' AND ("
+        " (payload->>'filed_on' >= %s AND payload->>'filed_on' < %s)"
+        f" OR (payload->>'filed_on' IS NULL AND {_LOCAL_DAY} >= %s::date AND {_LOCAL_DAY} < %s::date))"
+        " ORDER BY position", (filed_from, filed_until, filed_from, filed_until))
+    return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
+
+
+def read_unclosed_filings_in(conn: Any, filed_before: str) -> list[Envelope]:
+    """The appeal filings filed before ``filed_before`` (ISO date) whose stream holds no
+    ``AppealClosedUnhandled`` and that have a student without an ``AppealResolved`` in the
+    stream: exactly the filings a month-end run must close, upcast, in log order. Filings by
+    ``events_filings_by_filed_on_idx``, their closings and rulings by the stream index."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events f WHERE type = 'AppealFiled'"
+        " AND (payload->>'filed_on' < %s"
+        f" OR (payload->>'filed_on' IS NULL AND {_LOCAL_DAY} < %s::date))"
+        " AND NOT EXISTS (SELECT 1 FROM events c WHERE c.stream = f.stream"
+        " AND c.type = 'AppealClosedUnhandled')"
+        " AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN f.schema_version = 1"
+        " THEN jsonb_build_array(f.payload) ELSE f.payload->'students' END) s"
+        " WHERE NOT EXISTS (SELECT 1 FROM events r WHERE r.stream = f.stream"
+        " AND r.type = 'AppealResolved' AND r.payload->>'student_id' = s->>'student_id'))"
+        " ORDER BY position", (filed_before, filed_before))
+    return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
+
+
+def read_checks_of_month_in(conn: Any, month: str) -> list[Envelope]:
+    """Every check opened for ``month`` (``CheckOpened``), upcast, in log order; served by
+    ``events_checks_by_month_idx``."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE type = 'CheckOpened' AND payload->>'month' = %s"
+        " ORDER BY position", (month,))
+    return [_upcast(row_to_envelope(r)) for r in rows.fetchall()]
+
+
 def read_types_in(conn: Any, types: Sequence[str], limit: int = 5000) -> list[Envelope]:
     """The newest ``limit`` events of the given types, upcast, in log order (for short lists
     such as checks opened and closed)."""

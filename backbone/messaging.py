@@ -55,9 +55,12 @@ from backbone.db import Pool
 from backbone.eventstore import (
     append_in_transaction,
     mark_processed,
+    read_checks_of_month_in,
     read_event,
+    read_filings_in,
     read_stream_in,
     read_types_in,
+    read_unclosed_filings_in,
     read_verdicts_in,
 )
 from backbone.topology import check_base, check_dlq, dlq_name, queue_arguments
@@ -375,6 +378,22 @@ class EventStoreAccess:
         """The capture verdicts of one student in one check, in log order (``read_verdicts_in``)."""
         with self.pool.connection() as conn:
             return read_verdicts_in(conn, check_id, student_id)
+
+    def filings(self, filed_from: str, filed_until: str) -> list[Envelope]:
+        """The appeal filings filed on a day in [filed_from, filed_until) (``read_filings_in``)."""
+        with self.pool.connection() as conn:
+            return read_filings_in(conn, filed_from, filed_until)
+
+    def unclosed_filings(self, filed_before: str) -> list[Envelope]:
+        """The filings filed before ``filed_before`` neither closed nor fully ruled
+        (``read_unclosed_filings_in``)."""
+        with self.pool.connection() as conn:
+            return read_unclosed_filings_in(conn, filed_before)
+
+    def checks_of_month(self, month: str) -> list[Envelope]:
+        """Every CheckOpened of ``month`` (``read_checks_of_month_in``)."""
+        with self.pool.connection() as conn:
+            return read_checks_of_month_in(conn, month)
 
     def read_types(self, types: Sequence[str], limit: int = 5000) -> list[Envelope]:
         """The newest ``limit`` events of ``types`` in log order (``read_types_in``)."""

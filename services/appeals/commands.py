@@ -32,6 +32,34 @@ class ObjectionAnswer(Model):
     filing_id: str
 
 
+class ObjectionsQuery(Model):
+    month: Month
+
+
+class RecordedObjection(Model):
+    """One objection recorded for the month: the student's class and masked name (张*) as
+    registered, never the full name."""
+
+    objection_id: str
+    student_id: str
+    class_name: str | None
+    name_masked: str | None
+    received_on: str
+    reason: str
+    window_ends_on: str
+
+
+class Objections(Model):
+    """A school's objections recorded for a month, before (or after) filing; ``filing_id`` is the
+    month's filing (``filed``: whether it was filed)."""
+
+    school_id: str
+    month: str
+    filing_id: str
+    filed: bool
+    objections: list[RecordedObjection]
+
+
 class FileMonth(Model):
     """The school files its month: one filing with every objection, and the letter to sign."""
 

@@ -21,7 +21,7 @@ from nameko.timer import timer
 from backbone import config
 from backbone.auth import AUTHORITIES
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
-from backbone.errors import NotFound
+from backbone.errors import Forbidden, NotFound
 from backbone.eventstore import ConcurrencyError
 from backbone.messaging import BlobStoreProvider, EventStoreProvider
 from backbone.workdays import WorkCalendarProvider
@@ -43,6 +43,9 @@ from services.appeals.commands import (
     InboxStudent,
     LetterPdf,
     ObjectionAnswer,
+    Objections,
+    ObjectionsQuery,
+    RecordedObjection,
     RecordObjection,
     Rule,
     Ruled,
@@ -100,21 +103,24 @@ def filed_student(state: domain.MonthAppeals, student: AppealStudent) -> FiledSt
                         outcome_zh=zh, outcome_en=en, ruling_reason=ruling.reason if ruling else None)
 
 
+def month_start(day: date) -> str:
+    """The first day of ``day``'s month (ISO)."""
+    return day.replace(day=1).isoformat()
+
+
+def next_month_start(day: date) -> str:
+    """The first day of the month after ``day``'s (ISO)."""
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1).isoformat()
+
+
 def close_due(store: Any, day: date) -> list[str]:
     """Close every filing whose month is over with students not ruled (AppealClosedUnhandled);
     the filings closed. Safe to run anywhere and often: a concurrent run loses on the stream
-    version and changes nothing."""
-    closed_ids = {e.payload["filing_id"] for e in store.read_types(["AppealClosedUnhandled"])}
-    ruled = {(e.payload["appeal_id"], e.payload["student_id"]) for e in store.read_types(["AppealResolved"])}
+    version and changes nothing. Reads exactly the filings filed before this month that are
+    neither closed nor fully ruled (``unclosed_filings``: by index, however long the log)."""
     closed: list[str] = []
-    for filed in store.read_types(["AppealFiled"]):
-        p = filed.payload
-        filing_id = p["filing_id"]
-        filed_on = p.get("filed_on") or local_date(filed.occurred_at).isoformat()
-        if filing_id in closed_ids or filed_on[:7] >= domain.month_of(day):
-            continue  # closed already, or its month is not over
-        if all((filing_id, s["student_id"]) in ruled for s in p["students"]):
-            continue  # every student ruled: nothing to close (read no stream)
+    for filed in store.unclosed_filings(month_start(day)):
+        filing_id = filed.payload["filing_id"]
         stream, events = filing_stream(store, filing_id)
         state = domain.month_appeals(events)
         event = domain.close_unhandled(state, day)
@@ -156,6 +162,33 @@ class AppealsService(EdgeService):
             objection_id=event.objection_id, student_id=event.student_id, month=event.month,
             received_on=event.received_on, published_on=event.published_on,
             window_ends_on=event.window_ends_on, filing_id=domain.filing_id_of(school_id, event.month))
+
+    @route("GET", "/appeals/schools/<school_id>/objections", roles=("school", *AUTHORITIES),
+           query=ObjectionsQuery, returns=Objections, personal=True)
+    def objections(self, call: Call) -> Answer:
+        """The objections a school recorded for a month, to check before filing (names masked).
+
+        School staff: their own school; an authority: a school of its area whose appeals its
+        level rules (403 OUTSIDE_AREA, NOT_SAME_LEVEL)."""
+        month = call.query.month
+        school = school_for(call, self.store, call.path["school_id"])  # own school, or area (403)
+        assert school.registered is not None
+        if call.caller.role in AUTHORITIES and call.caller.role != school.registered.administered_by:
+            raise Forbidden("NOT_SAME_LEVEL", f"the appeals of school {school.school_id} go to the"
+                                              f" {school.registered.administered_by} authority")
+        state = domain.month_appeals(self.store.read_stream(domain.month_stream(school.school_id, month)))
+        rows = []
+        for o in state.objections:
+            call.read_personal(o.student_id)
+            reg = student_view(o.student_id, self.store.read_stream(student_stream(o.student_id))).registered
+            rows.append(RecordedObjection(
+                objection_id=o.objection_id, student_id=o.student_id,
+                class_name=reg.class_name if reg is not None else None,
+                name_masked=reg.name_masked if reg is not None else None,
+                received_on=o.received_on, reason=o.reason, window_ends_on=o.window_ends_on))
+        return 200, Objections(school_id=school.school_id, month=month,
+                               filing_id=domain.filing_id_of(school.school_id, month),
+                               filed=state.filed is not None, objections=rows)
 
     @route("POST", "/appeals/filings", roles=("school",), body=FileMonth, returns=FilingAnswer, status=201,
            idempotent=True)
@@ -222,13 +255,12 @@ class AppealsService(EdgeService):
     def inbox(self, call: Call) -> Answer:
         """The filings waiting for the caller's ruling, each student with their checks and evidence."""
         caller = call.caller
-        closed = {e.payload["filing_id"] for e in self.store.read_types(["AppealClosedUnhandled"])}
         filings = []
-        checks = self.store.read_types(["CheckOpened", "CheckClosed"])
-        for env in self.store.read_types(["AppealFiled"]):
+        checks: dict[str, list[tuple[Envelope, list[Envelope]]]] = {}  # month: its checks and streams
+        day = today()
+        # rulings are taken within the month filed (else 409 FILING_CLOSED): this month's filings
+        for env in self.store.filings(month_start(day), next_month_start(day)):
             p = env.payload
-            if p["filing_id"] in closed:
-                continue
             level, city, county = p.get("authority_level"), p.get("city"), p.get("county")
             if level is None:  # a v1 appeal: who rules is the school's, as registered
                 school = school_view(p["school_id"], self.store.read_stream(school_stream(p["school_id"])))
@@ -240,12 +272,16 @@ class AppealsService(EdgeService):
                 continue
             _, events = filing_stream(self.store, p["filing_id"])
             state = domain.month_appeals(events)
-            if state.filed is None or not state.unruled():
+            if state.filed is None or state.closed is not None or not state.unruled():
                 continue
+            month = state.filed.month
+            if month not in checks:
+                checks[month] = [(c, self.store.read_stream(c.stream))
+                                 for c in self.store.checks_of_month(month)]
             students = []
             for s in state.filed.students:
                 call.read_personal(s.student_id)
-                evidence = self._evidence(checks, s.student_id, state.filed.school_id, state.filed.month)
+                evidence = self._evidence(checks[month], s.student_id, state.filed.school_id)
                 ruling = state.rulings.get(s.student_id)
                 students.append(InboxStudent(
                     student_id=s.student_id, class_name=s.class_name, name_masked=s.name_masked,
@@ -257,21 +293,20 @@ class AppealsService(EdgeService):
                                        signed=state.scan_ref is not None, students=students))
         return 200, Inbox(filings=filings)
 
-    def _evidence(self, checks: list[Envelope], student_id: str, school_id: str, month: str) -> list[Check]:
-        """The checks of ``month`` that concerned the student, with what the log holds of them:
-        capture verdicts (reasons, when taken; never a photo), absences, forced passes."""
-        closed = {e.payload["check_id"] for e in checks if e.type == "CheckClosed"}
+    def _evidence(self, checks: list[tuple[Envelope, list[Envelope]]], student_id: str,
+                  school_id: str) -> list[Check]:
+        """The checks of the month (each CheckOpened with its check stream) that concerned the
+        student, with what the log holds of them: capture verdicts (reasons, when taken; never a
+        photo; by the verdict index), absences and forced passes (the check's stream)."""
         out = []
-        for env in checks:
+        for env, stream in checks:
             p = env.payload
-            if env.type != "CheckOpened" or p["month"] != month:
-                continue
             if p.get("student_ids") is not None:
                 if student_id not in p["student_ids"]:
                     continue
             elif p.get("school_ids") is not None and school_id not in p["school_ids"]:
                 continue
-            own = [e for e in self.store.read_stream(env.stream) if e.payload.get("student_id") == student_id]
+            own = [e for e in stream if e.payload.get("student_id") == student_id]
             absences = [{"reason": e.payload["reason"], "reported_at": e.payload["reported_at"]}
                         for e in own if e.type == "AbsenceMarked"]
             forced = [{"attempts": e.payload["attempts"], "terminal_id": e.payload["terminal_id"],
@@ -281,7 +316,7 @@ class AppealsService(EdgeService):
                          "verdict": "verified" if v.type == "CaptureVerified" else "rejected",
                          "reasons": v.payload.get("reasons", []), "captured_at": v.payload.get("captured_at")}
                         for v in self.store.verdicts(p["check_id"], student_id)]
-            is_closed = p["check_id"] in closed
+            is_closed = any(e.type == "CheckClosed" for e in stream)
             result: CheckResult = (
                 "passed" if any(v["verdict"] == "verified" for v in verdicts) else "forced_pass" if forced
                 else "excused" if absences else "failed" if is_closed else "open")

@@ -25,9 +25,15 @@ from typing import Any, NoReturn
 from backbone.blobs import BlobNotFound, BlobStore
 from backbone.eventstore import InMemoryEventStore
 from backbone.messaging import Effect, EventStoreAccess
+from contracts.calendar import local_date
 from contracts.envelope import Envelope
 
 VERDICTS = ("CaptureVerified", "CaptureRejected")
+
+
+def _filed_on(filed: Envelope) -> str:
+    """The day an AppealFiled was filed (a v1 appeal: its occurred_at's local day)."""
+    return str(filed.payload.get("filed_on") or local_date(filed.occurred_at).isoformat())
 
 
 class NoDatabase:
@@ -81,6 +87,21 @@ class FakeStore(EventStoreAccess):
 
     def read_types(self, types: Sequence[str], limit: int = 5000) -> list[Envelope]:
         return [e for e in self.log.read_all() if e.type in types][-limit:]
+
+    def filings(self, filed_from: str, filed_until: str) -> list[Envelope]:
+        return [e for e in self.log.read_all()
+                if e.type == "AppealFiled" and filed_from <= _filed_on(e) < filed_until]
+
+    def unclosed_filings(self, filed_before: str) -> list[Envelope]:
+        events = list(self.log.read_all())
+        closed = {e.stream for e in events if e.type == "AppealClosedUnhandled"}
+        ruled = {(e.stream, e.payload["student_id"]) for e in events if e.type == "AppealResolved"}
+        return [e for e in events if e.type == "AppealFiled" and _filed_on(e) < filed_before
+                and e.stream not in closed
+                and any((e.stream, s["student_id"]) not in ruled for s in e.payload["students"])]
+
+    def checks_of_month(self, month: str) -> list[Envelope]:
+        return [e for e in self.log.read_all() if e.type == "CheckOpened" and e.payload["month"] == month]
 
     def verdicts(self, check_id: str, student_id: str) -> list[Envelope]:
         return [e for e in self.log.read_all() if e.type in VERDICTS

@@ -630,7 +630,8 @@ def test_the_inbox_lists_what_waits_for_the_callers_level_and_area_with_the_evid
     monkeypatch.setattr(backbone.edge, "_record_reads", lambda service, call: reads.extend(call.reads))
     legacy = AppealFiledV1(appeal_id="A-old", student_id="G001", school_id="SC1", month="2026-10",
                            objected_on="2026-10-12", letter_ref="blob:" + "b" * 64)
-    old = build_envelope(legacy, stream="appeal-A-old", actor=Actor(kind="school", id="staff:SC1"))
+    old = build_envelope(legacy, stream="appeal-A-old", actor=Actor(kind="school", id="staff:SC1"),
+                         occurred_at=NOW)  # filed this month: the inbox lists the month's filings
     check_c1 = check("C1")
     store.given(filed(), parse_envelope(old.to_dict()), check_c1, rejected("K1"),
                 build_envelope(CheckClosed(check_id="C1", closed_at=f"{DAY}T15:00:00+08:00"),
