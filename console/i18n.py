@@ -118,6 +118,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "placement_id": ("顶岗实习编号", "Placement id"),
     "ended_on": ("提前结束日期", "Ended on"),
     "end_placement": ("登记提前结束", "End early"),
+    "update_placement": ("变更实习信息", "Update a placement"),
+    "update_hint": ("只填写需要变更的项目。", "Fill in only what changes."),
     "appeals": ("异议申诉", "Appeals"),
     "objected_on": ("提出异议日期", "Objected on"),
     "letter": ("签字申诉书扫描件", "Signed letter (scan)"),

@@ -126,6 +126,10 @@ def internships(ctx: Ctx, school_id: str) -> Response:
       section="school")
 def placements(ctx: Ctx, school_id: str) -> Response:
     def run() -> Any:
+        if ctx.form("action") == "update":  # only the fields filled in change
+            changes = {k: ctx.form(k) for k in ("company", "location", "supervisor", "supervisor_contact",
+                                                "starts_on", "ends_on") if ctx.form(k)}
+            return ctx.api.post("spotcheck", f"/placements/{ctx.form('placement_id')}/update", changes)
         return ctx.api.post("spotcheck", f"/placements/{ctx.form('placement_id')}/end",
                             {"ended_on": ctx.form("ended_on")})
 

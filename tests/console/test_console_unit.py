@@ -390,3 +390,19 @@ def test_hardship_case_steps_from_the_school_pages(client: Client, services: Fak
     assert client.get("/schools/SC2/hardship/steps").status_code == 403
     assert client.post("/schools/SC2/hardship/steps", data={**year, "action": "archive"}).status_code == 403
     assert len(services.calls) == before
+
+
+def test_a_school_updates_and_ends_a_placement(client: Client, services: FakeServices) -> None:
+    csrf = sign_in(client, "school", school="SC1")
+    home = client.get("/schools/SC1").get_data(as_text=True)
+    assert 'href="/schools/SC1/placements"' in home and 'href="/schools/SC1/internships"' in home
+    services.answers[("POST", "/placements/P1/update")] = (200, {"placement_id": "P1",
+                                                                 "supervisor": "李老师"})
+    page = client.post("/schools/SC1/placements", data={
+        "csrf": csrf, "action": "update", "placement_id": "P1", "supervisor": "李老师", "company": ""})
+    assert page.status_code == 200 and "李老师" in page.get_data(as_text=True)
+    assert services.calls[-1][:2] == ("POST", "/placements/P1/update")
+    assert services.calls[-1][3] == {"supervisor": "李老师"}  # only what was filled in
+    client.post("/schools/SC1/placements", data={"csrf": csrf, "action": "end", "placement_id": "P1",
+                                                 "ended_on": "2026-12-01"})
+    assert services.calls[-1][1:] == ("/placements/P1/end", services.calls[-1][2], {"ended_on": "2026-12-01"})

@@ -414,9 +414,11 @@ def test_terminal_confirms_a_placement_and_the_school_exports_attachment_2(page:
     page.locator(".ok, .error").first.wait_for()
     assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
     shot(page, "kiosk-placement")
+    placement_id = page.locator("#placement-id").inner_text()
     page.get_by_role("button", name="退出").click()
     sign_in(page, "school", school="SC1")
-    page.goto("/schools/SC1/placements")
+    page.get_by_role("link", name="顶岗实习", exact=True).click()  # reachable from the school's nav
+    page.wait_for_url("**/schools/SC1/placements")
     page.get_by_label("月份").fill(stack.month)
     with page.expect_download() as download:
         page.get_by_role("button", name="下载").click()
@@ -429,6 +431,22 @@ def test_terminal_confirms_a_placement_and_the_school_exports_attachment_2(page:
     sheet = load_workbook(io.BytesIO(saved.read_bytes())).active
     cells = " ".join(str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None)
     assert "驻马店市天中机械制造有限公司" in cells
+    update = page.locator("form#update")  # the school changes the supervisor, then ends it early
+    update.get_by_label("顶岗实习编号").fill(placement_id)
+    update.get_by_label("学校实习负责人").fill("李老师")
+    update.get_by_role("button", name="变更实习信息").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    assert "李老师" in page.locator(".ok").inner_text()
+    end = page.locator("form").filter(has_text="登记提前结束")
+    end.get_by_label("顶岗实习编号").fill(placement_id)
+    end.get_by_label("提前结束日期").fill((stack.day + timedelta(days=30)).strftime("%Y-%m-%d"))
+    end.get_by_role("button", name="登记提前结束").click()
+    page.locator(".ok, .error").first.wait_for()
+    assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    shot(page, "school-placements")
+    page.get_by_role("link", name="实习备案", exact=True).click()  # departure and return
+    assert page.get_by_role("button", name="登记离校").count() == 1
 
 
 def test_school_files_an_internship_plan(page: Any, stack: Stack) -> None:
