@@ -20,3 +20,12 @@ Entry points and adapters, the only modules that touch the outside world:
 - `reenrol` (command: rebuild stale templates; opens psycopg connections);
 - `cli` and `__main__` (command: `python -m services.facematch verify|evaluate`).
 """
+
+import os
+
+# dlib links the system OpenBLAS, whose worker threads (one per core by default) busy-wait between
+# the many small matrix products of its ResNet: measured on a 2-core machine, a 3-frame burst cost
+# ~70% more CPU with them, for no gain in latency, and two facematch processes fought over the two
+# cores. One BLAS thread per process; set here, before any module of the package loads dlib
+# (OpenBLAS reads it once, when it is loaded). A value in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -135,6 +135,9 @@ class FaceEngine:
         self.id_card = id_card
         self.decode_limits = decode_limits or DecodeLimits()
         self.model_version = MODEL_VERSION
+        # OpenCV's own thread pool: its resizes here are small, and a facematch process serialises
+        # its inferences anyway (one engine, one lock); scale out with processes, not threads
+        cv2.setNumThreads(1)
         self._encoder = FaceEncoder()
         self._detector = FaceDetector(fallback=self._encoder.hog_detect)
         self._mesher = FaceMesher()
