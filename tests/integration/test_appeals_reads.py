@@ -212,11 +212,11 @@ def test_the_inbox_and_the_month_end_see_a_filing_among_more_than_5000_of_each_t
         filing = other_filing(n, last_month.isoformat(), "2026-09")
         stream = f"appeals-{filing.filing_id}"
         before.append((filing, stream, earlier))
-        closing = AppealClosedUnhandled(
+        closed = AppealClosedUnhandled(
             filing_id=filing.filing_id, school_id=filing.school_id, month="2026-09",
             student_ids=[f"S{n:05d}"], closed_on=(today.replace(day=1) - timedelta(days=1)).isoformat(),
             reason="not ruled")
-        before.append((closing, stream, earlier))
+        before.append((closed, stream, earlier))
     append_in_batches(site, before)
 
     objection(site, "A0003", "2026-11-10", "病假")
