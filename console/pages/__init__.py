@@ -2,6 +2,7 @@
 A new flow (an appeal step, a new list) is a new ``@page`` here and a template."""
 
 from console.pages import (  # noqa: F401
+    appeal_filing,
     auditor,
     authority,
     common,

@@ -406,3 +406,41 @@ def test_a_school_updates_and_ends_a_placement(client: Client, services: FakeSer
     client.post("/schools/SC1/placements", data={"csrf": csrf, "action": "end", "placement_id": "P1",
                                                  "ended_on": "2026-12-01"})
     assert services.calls[-1][1:] == ("/placements/P1/end", services.calls[-1][2], {"ended_on": "2026-12-01"})
+
+
+FILING = {"filing_id": "SC1-2026-11", "school_id": "SC1", "month": "2026-11", "filed_on": "2026-11-20",
+          "authority_level": "county", "signed": False, "status": "filed", "students": [
+              {"student_id": "A0002", "class_name": "会计2班", "name_masked": "李*",
+               "objected_on": "2026-11-18", "objection_ids": ["O1"], "reason": "病假", "outcome": "approved",
+               "outcome_zh": "申诉成立",
+               "outcome_en": "Appeal approved", "ruling_reason": "假条属实"}]}
+
+
+def test_an_appeal_filing_in_detail_for_the_school_and_the_authority(services: FakeServices) -> None:
+    services.answers[("GET", "/appeals/filings/SC1-2026-11")] = (200, FILING)
+    services.answers[("POST", "/appeals/filings/SC1-2026-11/signed")] = (201, {"filing_id": "SC1-2026-11",
+                                                                               "scan_ref": "s1"})
+    school = Client(ConsoleApp())
+    csrf = sign_in(school, "school", school="SC1")
+    assert school.get("/schools/SC1/appeals/filing?month=2026-11").headers["Location"] == (
+        "/schools/SC1/appeals/filings/SC1-2026-11")
+    page = school.get("/schools/SC1/appeals/filings/SC1-2026-11").get_data(as_text=True)
+    assert all(text in page for text in ("李*", "申诉成立", "假条属实", "尚未上传", 'for="f-scan"',
+                                         "/schools/SC1/appeals/SC1-2026-11/letter"))
+    from io import BytesIO
+
+    signed = school.post("/schools/SC1/appeals/filings/SC1-2026-11", content_type="multipart/form-data",
+                         data={"csrf": csrf, "scan": (BytesIO(b"\xff\xd8\xffscan"), "scan.jpg")})
+    assert signed.status_code == 200 and "s1" in signed.get_data(as_text=True)
+    assert services.calls[-2][1] == "/appeals/filings/SC1-2026-11/signed"
+    assert school.get("/schools/SC2/appeals/filings/SC2-2026-11").status_code == 403
+    assert school.get("/schools/SC1/appeals/filing?month=bad").status_code == 400
+    county = Client(ConsoleApp())
+    county_csrf = sign_in(county, "county", city="驻马店市", county="驿城区")
+    county.get("/lang/en")
+    page = county.get("/schools/SC1/appeals/filings/SC1-2026-11")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Appeal approved" in text and 'for="f-scan"' not in text
+    refused = county.post("/schools/SC1/appeals/filings/SC1-2026-11", data={"csrf": county_csrf})
+    assert refused.status_code == 403 and "ROLE_FORBIDDEN" in refused.get_data(as_text=True)
+    assert county.get("/schools/SC9/appeals/filings/SC1-2026-11").status_code == 404  # path and filing agree

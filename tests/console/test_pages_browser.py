@@ -394,6 +394,10 @@ def test_school_files_an_objection_and_the_county_rules_on_it(page: Any, stack: 
     page.locator(".ok, .error").first.wait_for()
     assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
     shot(page, "authority-appeals")
+    page.goto(f"/schools/SC1/appeals/filings/{filing_id}")  # the filing in detail, ruled and signed
+    detail = page.locator("main").inner_text()
+    assert "申诉已通过" in detail and "假条属实" in detail and "已上传签字盖章扫描件" in detail
+    shot(page, "appeal-filing")
 
 
 def test_terminal_confirms_a_placement_and_the_school_exports_attachment_2(page: Any, stack: Stack) -> None:
