@@ -8,6 +8,9 @@ so far that it is not found is NO_FACE.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import combinations
@@ -381,3 +384,30 @@ def test_enrolment_by_someone_else_than_the_card_holder(
 def test_unreadable_id_photo(engine: FaceEngine, photo: Photo) -> None:
     outcome = engine.enrol([photo("obama/obama_1.jpg")], b"\xff\xd8\xff\x00broken", STILL)
     assert outcome.reasons == [Code.ID_PHOTO_UNUSABLE, Code.CORRUPT_IMAGE]
+
+
+_BLAS_THREADS = """
+import ctypes, sys
+import services.facematch.embedding  # loads dlib, which links the system OpenBLAS
+paths = {line.split()[-1] for line in open('/proc/self/maps') if 'libopenblas' in line}
+dlib_blas = [p for p in paths if '.libs/' not in p]  # not numpy's or scipy's bundled copies
+assert len(dlib_blas) == 1, paths
+print(ctypes.CDLL(dlib_blas[0]).openblas_get_num_threads())
+"""
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("2", "2")])
+def test_dlib_blas_runs_one_thread_per_process_unless_the_environment_says_otherwise(
+    preset: str | None, expected: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _BLAS_THREADS], env=env, cwd=repo, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout.strip() == expected
+
+
+def test_the_engine_runs_opencv_on_one_thread(engine: FaceEngine) -> None:
+    assert cv2.getNumThreads() == 1
