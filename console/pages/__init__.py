@@ -12,4 +12,5 @@ from console.pages import (  # noqa: F401
     oidc,
     operations,
     school,
+    students,
 )

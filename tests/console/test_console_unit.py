@@ -444,3 +444,31 @@ def test_an_appeal_filing_in_detail_for_the_school_and_the_authority(services: F
     refused = county.post("/schools/SC1/appeals/filings/SC1-2026-11", data={"csrf": county_csrf})
     assert refused.status_code == 403 and "ROLE_FORBIDDEN" in refused.get_data(as_text=True)
     assert county.get("/schools/SC9/appeals/filings/SC1-2026-11").status_code == 404  # path and filing agree
+
+
+def test_a_school_registers_a_student_and_records_one_leaving(client: Client, services: FakeServices) -> None:
+    csrf = sign_in(client, "school", school="SC1")
+    assert 'href="/schools/SC1/students"' in client.get("/schools/SC1").get_data(as_text=True)
+    services.answers[("POST", "/students")] = (201, {"student_id": "A0009",
+                                                     "id_number_masked": "110105********002X"})
+    page = client.post("/schools/SC1/students", data={
+        "csrf": csrf, "action": "register", "student_id": "A0009", "name": "张三",
+        "id_number": "11010520080101002X", "grade": "2", "class_name": "会计2班", "major": "会计",
+        "enrolment_year": "2025", "season": "autumn",
+        "proposed_aid": "on"}).get_data(as_text=True)
+    assert "110105********002X" in page and "11010520080101002X" not in page and "张三" not in page
+    assert services.calls[-1][3] == {
+        "student_id": "A0009", "school_id": "SC1", "name": "张三", "id_number": "11010520080101002X",
+        "grade": 2, "class_name": "会计2班", "major": "会计", "enrolment_year": 2025,
+        "enrolment_season": "autumn",
+        "proposed_aid": True}
+    services.answers[("POST", "/students/A0009/leave")] = (201, {
+        "student_id": "A0009", "school_id": "SC1", "reason": "graduated", "left_on": "2026-11-20"})
+    client.post("/schools/SC1/students", data={"csrf": csrf, "action": "leave", "student_id": "A0009",
+                                               "reason": "graduated", "left_on": "2026-11-20",
+                                               "to_school_id": ""})
+    assert services.calls[-1][1] == "/students/A0009/leave"
+    assert services.calls[-1][3] == {"reason": "graduated", "left_on": "2026-11-20"}
+    bad = client.post("/schools/SC1/students", data={"csrf": csrf, "action": "register", "grade": "二"})
+    assert bad.status_code == 200 and "INVALID_REQUEST" in bad.get_data(as_text=True)
+    assert client.post("/schools/SC2/students", data={"csrf": csrf}).status_code == 403

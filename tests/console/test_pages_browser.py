@@ -544,3 +544,24 @@ def test_school_takes_a_hardship_case_from_notice_to_public_notice(page: Any, st
         page.get_by_role("link", name="PDF").click()
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
     assert "A0001" not in page.url
+
+
+def test_school_registers_one_student_and_records_them_leaving(page: Any, stack: Stack) -> None:
+    sign_in(page, "school", school="SC1")
+    page.get_by_role("link", name="学生登记与离校").click()
+    page.wait_for_url("**/schools/SC1/students")
+    number = flows.id_number(90)
+    register = page.locator("form#register")
+    for label, value in (("学号", "A0090"), ("姓名", "王小明"), ("身份证号", number), ("年级", "1"),
+                         ("班级", "电商1班"), ("专业", "电子商务"), ("入学年份", "2026")):
+        register.get_by_label(label, exact=True).fill(value)
+    _submit(page, register, "登记一名学生")
+    text = page.locator("main").inner_text()
+    assert "A0090" in text and number not in text and "王小明" not in text  # masked only
+    leave = page.locator("form#leave")
+    leave.get_by_label("学号").fill("A0090")
+    leave.get_by_label("离校原因").select_option("withdrawn")
+    leave.get_by_label("离校日期").fill(stack.day.strftime("%Y-%m-%d"))
+    assert "withdrawn" in _submit(page, leave, "登记学生离校")
+    shot(page, "school-students")
+    assert "A0090" not in page.url
