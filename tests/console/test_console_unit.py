@@ -386,6 +386,18 @@ def test_hardship_case_steps_from_the_school_pages(client: Client, services: Fak
     assert bad.status_code == 200 and "INVALID_REQUEST" in bad.get_data(as_text=True)
     pdf = client.get("/schools/SC1/hardship/notices/N-1/pdf?school_year=2026-2027")
     assert pdf.status_code == 200 and pdf.get_data() == b"%PDF-1.4"
+    services.answers[("POST", "/schools/SC1/archive")] = (201, {"archive_id": "AR1", "cases": 1,
+                                                                "event_id": "E9"})
+    services.answers[("GET", "/schools/SC1/archive")] = (200, {
+        "filename": "备案-SC1.xlsx", "media_type": "x", "content_base64": base64.b64encode(b"PK").decode(),
+        "rows": 1})
+    archived = client.post("/schools/SC1/hardship/steps", data={**year, "action": "archive",
+                                                                "archived_on": "2026-12-05"})
+    assert archived.status_code == 200 and "AR1" in archived.get_data(as_text=True)
+    assert services.calls[-2][1:4:2] == ("/schools/SC1/archive", {"school_year": "2026-2027",
+                                                                  "archived_on": "2026-12-05"})
+    assert client.get("/schools/SC1/hardship/archive?school_year=2026-2027").get_data() == b"PK"
+    assert client.get("/schools/SC1/hardship/archive?school_year=bad").status_code == 400
     before = len(services.calls)
     assert client.get("/schools/SC2/hardship/steps").status_code == 403
     assert client.post("/schools/SC2/hardship/steps", data={**year, "action": "archive"}).status_code == 403
