@@ -543,6 +543,10 @@ def test_school_takes_a_hardship_case_from_notice_to_public_notice(page: Any, st
     with page.expect_download() as download:
         page.get_by_role("link", name="PDF").click()
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    with page.expect_download() as sheet:
+        page.get_by_role("link", name="XLSX").click()
+    assert sheet.value.suggested_filename.endswith(".xlsx")
+    assert Path(sheet.value.path()).read_bytes().startswith(b"PK")
     assert "A0001" not in page.url
 
 
