@@ -1,8 +1,9 @@
 """Hardship identification step by step (docs/hardship.md): the year's advance notice, a case
-(application, home-visit form or comparison), information comparison, the questionnaire, a
-democratic review or investigation, the school's determination with a level, the public notice
-(PDF/XLSX) and the archive (XLSX); the state of a case. School staff act only for their own
-school (the path's school is checked before any call; the services check again).
+(application or comparison), information comparison, the questionnaire, a democratic review or
+investigation, the school's determination with a level, the public notice (PDF/XLSX), a family
+change, an objection and its review, a revocation, and the archive (XLSX); the state of a case.
+School staff act only for their own school (the path's school is checked before any call; the
+services check again).
 
 A case id holds the student number, so it travels in form bodies only: a case is chosen from
 the year's list (a select) and opened with a POST; URLs carry the school code, the school year
@@ -25,7 +26,8 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 STAGES = ("preschool", "primary", "junior", "senior", "vocational")
 LEVELS = ("especially_difficult", "difficult", "not_difficult")
 REVIEW_METHODS = ("class_vote", "home_visit", "interview", "phone", "data_analysis")
-CASE_ACTIONS = ("show", "compare", "assess", "review", "determine")
+CASE_ACTIONS = ("show", "compare", "assess", "review", "determine", "change", "objection", "objection_review",
+                "revoke")
 
 
 def _year(text: str | None) -> str:
@@ -124,6 +126,20 @@ def hardship_steps(ctx: Ctx, school_id: str) -> Response:
             return ctx.api.post("hardship", f"{path}/reviews", _review(ctx))
         if action == "determine":
             return ctx.api.post("hardship", f"{path}/determination", _determination(ctx))
+        if action == "change":
+            return ctx.api.post("hardship", f"{path}/changes", {
+                "reported_on": ctx.form("reported_on"), "description": ctx.form("description")})
+        if action == "objection":
+            return ctx.api.post("hardship", f"{path}/objections", {
+                "notice_id": ctx.form("notice_id"), "filed_on": ctx.form("filed_on"),
+                "text": ctx.form("text")})
+        if action == "objection_review":
+            return ctx.api.post("hardship", f"{path}/objections/{ctx.form('objection_id')}/review", _opt({
+                "outcome": ctx.form("outcome"), "reason": ctx.form("reason"), "level": ctx.form("level"),
+                "effective_semester": ctx.form("semester")}))
+        if action == "revoke":
+            return ctx.api.post("hardship", f"{path}/revocation",
+                                {"found_on": ctx.form("found_on"), "reason": ctx.form("reason")})
         return None  # show
 
     answer, error = _post_form(ctx, run)

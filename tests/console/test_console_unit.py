@@ -381,6 +381,23 @@ def test_hardship_case_steps_from_the_school_pages(client: Client, services: Fak
     assert shown.status_code == 200 and "determined" in text and "61" in text and "困难" in text
     assert [c[3] for c in services.calls if c[1].endswith("/determination")][-1] == {
         "level": "difficult", "categories": [7], "effective_semester": "2026-autumn", "trigger": "initial"}
+    steps = {
+        "change": ({"reported_on": "2026-12-01", "description": "父亲失业"}, "/changes"),
+        "objection": ({"notice_id": "N-1", "filed_on": "2026-11-27", "text": "等级偏低"}, "/objections"),
+        "objection_review": ({"objection_id": "O-9", "outcome": "upheld", "reason": "核实",
+                              "level": "especially_difficult", "semester": ""}, "/objections/O-9/review"),
+        "revoke": ({"found_on": "2026-12-02", "reason": "虚假材料"}, "/revocation"),
+    }
+    for action, (fields, suffix) in steps.items():
+        services.answers[("POST", f"/cases/{CASE['case_id']}{suffix}")] = (201, recorded)
+        answer = client.post("/schools/SC1/hardship/steps", data={**year, "action": action,
+                                                                  "case_id": CASE["case_id"], **fields})
+        assert answer.status_code == 200 and "E1" in answer.get_data(as_text=True), action
+        sent = [c for c in services.calls if c[0] == "POST"][-1]
+        assert sent[1] == f"/cases/{CASE['case_id']}{suffix}", action
+        expected = {k: v for k, v in fields.items() if k not in ("objection_id", "semester")}
+        assert sent[3] == ({"outcome": "upheld", "reason": "核实", "level": "especially_difficult"}
+                           if action == "objection_review" else expected), action
     bad = client.post("/schools/SC1/hardship/steps", data={
         **year, "action": "assess", "case_id": CASE["case_id"], "minimum_living": "x"})
     assert bad.status_code == 200 and "INVALID_REQUEST" in bad.get_data(as_text=True)

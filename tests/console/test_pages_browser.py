@@ -547,6 +547,18 @@ def test_school_takes_a_hardship_case_from_notice_to_public_notice(page: Any, st
         page.get_by_role("link", name="XLSX").click()
     assert sheet.value.suggested_filename.endswith(".xlsx")
     assert Path(sheet.value.path()).read_bytes().startswith(b"PK")
+    objection = forms.filter(has_text="登记公示异议")
+    objection.get_by_label("提出日期").fill(today)
+    objection.get_by_label("异议内容").fill("认为等级偏低")
+    _submit(page, objection, "保存")
+    assert "objection_under_review" in page.locator("#case").inner_text()
+    objection_id = page.locator("#case code").first.inner_text()
+    reviewed = forms.filter(has_text="异议复核")
+    reviewed.get_by_label("异议编号（见案卷状态）").fill(objection_id)
+    reviewed.get_by_label("结果").select_option("dismissed")
+    reviewed.get_by_label("原因").fill("复核后维持原等级")
+    _submit(page, reviewed, "保存")
+    assert "dismissed" in page.locator("#case").inner_text()
     assert "A0001" not in page.url
 
 
