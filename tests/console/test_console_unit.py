@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,10 @@ def test_every_nav_page_of_a_role_renders_in_both_languages(services: FakeServic
             path = p.rule.replace("<school_id>", "SC1")
             response = client.get(path, follow_redirects=True)
             assert response.status_code == 200, (role, path, response.get_data(as_text=True)[:300])
-            assert 'lang="en"' in response.get_data(as_text=True) if lang == "en" else True
+            html = response.get_data(as_text=True)
+            assert 'lang="en"' in html if lang == "en" else True
+            title = re.search(r"<title>(.*?)</title>", html, re.S)
+            assert title and "<" not in title.group(1), (path, title)  # a title is text, not markup
 
 
 def test_a_page_that_fails_shows_no_traceback(client: Client, services: FakeServices) -> None:
