@@ -25,6 +25,7 @@ from pydantic import Field
 from backbone.edge import Answer, Call, route, school_for
 from backbone.errors import DomainError
 from backbone.fields import Model
+from backbone.xlsx import table_xlsx
 from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.reasons import AID_RULES, CHECK_REASONS
@@ -137,19 +138,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], caption: str) -> bytes:
 
 
 def to_xlsx(rows: Sequence[Mapping[str, Any]], caption: str) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "公示名单"
-    sheet.append([caption])
-    sheet.append(list(HEADER))
-    for row in rows:
-        sheet.append(_cells(row))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return table_xlsx("公示名单", caption, HEADER, (_cells(row) for row in rows))
 
 
 def filename(school_id: str, month: str, state: str, fmt: str) -> str:

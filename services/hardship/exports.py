@@ -4,10 +4,10 @@ category, no ID number, no income (seed 004 第十五条 (四))."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 from backbone.pdf import table_pdf
+from backbone.xlsx import table_xlsx
 
 NOTICE_HEADER = ("序号", "姓名", "班级", "认定等级")
 ARCHIVE_HEADER = (
@@ -39,18 +39,4 @@ def notice_pdf(title: str, lines: Sequence[str], rows: Sequence[Sequence[str]]) 
 
 
 def xlsx(title: str, lines: Sequence[str], header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "公示" if header == NOTICE_HEADER else "档案"
-    sheet.append([title])
-    for line in lines:
-        sheet.append([line])
-    sheet.append(list(header))
-    for row in rows:
-        sheet.append(list(row))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return table_xlsx("公示" if header == NOTICE_HEADER else "档案", title, header, rows, lines)

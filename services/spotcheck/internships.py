@@ -18,7 +18,6 @@ Streams are per school: ``internships-<school>`` and ``placements-<school>``.
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from backbone.errors import Conflict, DomainError, NotFound
+from backbone.xlsx import table_xlsx
 from contracts.calendar import parse_month
 from contracts.envelope import Envelope
 from contracts.events import (
@@ -373,16 +373,4 @@ def attachment2_filename(school_id: str, month: str) -> str:
 
 def attachment2_xlsx(school: SchoolRegistered, month: str, rows: Sequence[Sequence[str | int]]) -> bytes:
     """The workbook: the title, the header row in the seed's order, then one row a placement."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "附件2"
-    sheet.append([f"{TITLE}（{school.name} {month}）"])
-    sheet.append(list(ATTACHMENT2_HEADER))
-    for row in rows:
-        sheet.append(list(row))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return table_xlsx("附件2", f"{TITLE}（{school.name} {month}）", ATTACHMENT2_HEADER, rows)
