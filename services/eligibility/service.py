@@ -44,6 +44,20 @@ def _month(month: str) -> str:
     return month
 
 
+def _own_area(call: Call, county: str | None, city: str | None) -> dict[str, str | None]:
+    """The area a summary covers: as asked, except that a county or city credential covers only
+    its own (asking for another is 403 ``OUTSIDE_AREA``)."""
+    scope = {"county": county, "city": city}
+    caller = call.caller
+    if caller.role in ("county", "city"):
+        for key in (("city", "county") if caller.role == "county" else ("city",)):
+            asked, own = scope[key], getattr(caller, key)
+            if asked is not None and asked != own:
+                raise Forbidden("OUTSIDE_AREA", f"this {caller.role} credential covers only its own {key}")
+            scope[key] = own
+    return scope
+
+
 class EligibilityService(ResultsRoutes, EdgeService):
     name = "eligibility"
     #: workers, and so the AMQP prefetch: room for a batch being applied and the next one gathering
@@ -99,17 +113,9 @@ class EligibilityService(ResultsRoutes, EdgeService):
     def summary_http(self, call: Call) -> Answer:
         """Read the month's summary for the province, or a city, county or school in the caller's area."""
         month = _month(call.path["month"])
-        scope = {"school_id": call.query.school_id, "county": call.query.county, "city": call.query.city}
-        caller = call.caller
-        if caller.role in ("county", "city"):
-            for key in (("city", "county") if caller.role == "county" else ("city",)):
-                asked, own = scope[key], getattr(caller, key)
-                if asked is not None and asked != own:
-                    raise Forbidden("OUTSIDE_AREA",
-                                    f"this {caller.role} credential covers only its own {key}")
-                scope[key] = own
-            if scope["school_id"] is not None:
-                school_for(call, self.store, scope["school_id"])
+        scope = {"school_id": call.query.school_id, **_own_area(call, call.query.county, call.query.city)}
+        if call.caller.role in ("county", "city") and scope["school_id"] is not None:
+            school_for(call, self.store, scope["school_id"])
         return 200, self._summary(month, **scope)
 
     @route("GET", "/summary/<month>/schools", roles=("county", "city", "province", "auditor"),
@@ -117,15 +123,7 @@ class EligibilityService(ResultsRoutes, EdgeService):
     def summary_by_school_http(self, call: Call) -> Answer:
         """Read the month's check counts school by school, in the caller's area."""
         month = _month(call.path["month"])
-        scope = {"county": call.query.county, "city": call.query.city}
-        caller = call.caller
-        if caller.role in ("county", "city"):
-            for key in (("city", "county") if caller.role == "county" else ("city",)):
-                asked, own = scope[key], getattr(caller, key)
-                if asked is not None and asked != own:
-                    raise Forbidden("OUTSIDE_AREA",
-                                    f"this {caller.role} credential covers only its own {key}")
-                scope[key] = own
+        scope = _own_area(call, call.query.county, call.query.city)
         schools = self.projection.summary_by_school(month, **scope)
         return 200, SummaryBySchool(month=month, schools=schools)
 

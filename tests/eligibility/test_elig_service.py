@@ -111,6 +111,10 @@ def test_events_in_statuses_out_through_rpc_and_http(service: Any, key: SigningK
     assert (status, json.loads(body)) == (200, summary)  # a county sees its own county
     status, _, body = service.summary_http(get(key, "/?county=Xiping", **county), month="2026-11")
     assert (status, json.loads(body)["error"]) == (403, "OUTSIDE_AREA")
+    status, _, body = service.summary_by_school_http(get(key, "/", **county), month="2026-11")
+    assert status == 200 and {row["county"] for row in json.loads(body)["schools"]} == {"Yicheng"}
+    status, _, body = service.summary_by_school_http(get(key, "/?county=Xiping", **county), month="2026-11")
+    assert (status, json.loads(body)["error"]) == (403, "OUTSIDE_AREA")
     status, _, body = service.student_http(get(key, "/", "school", school="B"), student_id="S1")
     assert (status, json.loads(body)["error"]) == (403, "OUTSIDE_AREA")  # S1 is at another school
 
