@@ -6,6 +6,7 @@ these JSON endpoints; they call spotcheck and enrolment with the terminal's toke
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -17,6 +18,8 @@ from console.web import Ctx, Upstream, json_response, page
 CHALLENGES = os.environ.get("AID_CONSOLE_CHALLENGES", "on") != "off"
 
 MAX_FRAMES = 10
+#: times a verdict's long-poll is asked again when spotcheck answers 503 TOO_MANY_WAITING (1 s apart)
+WAIT_RETRIES = 3
 SCRIPT_TEXTS = ("prompt_front", "prompt_left", "prompt_right", "prompt_blink", "waiting", "verified",
                 "rejected", "submitted", "attempt", "forced_done", "camera_error", "screen_closed",
                 "screen_revoked", "error", "done")
@@ -35,7 +38,15 @@ def _open_checks(ctx: Ctx) -> list[dict[str, Any]]:
 
 def _verdict(ctx: Ctx, capture_id: str) -> dict[str, Any]:
     """Wait (long-poll, at most 10 s) for face matching's verdict; reasons in both languages."""
-    answer = ctx.api.call("GET", "spotcheck", f"/captures/{capture_id}", query={"wait": 10}, timeout=20)
+    for attempt in range(WAIT_RETRIES + 1):
+        try:
+            answer = ctx.api.call("GET", "spotcheck", f"/captures/{capture_id}", query={"wait": 10},
+                                  timeout=20)
+            break
+        except Upstream as exc:  # spotcheck has as many long-polls waiting as it takes: ask again shortly
+            if exc.code != "TOO_MANY_WAITING" or attempt == WAIT_RETRIES:
+                raise
+            time.sleep(1.0)
     return {"capture_id": capture_id, "status": answer["status"], "attempt": answer["attempt"],
             "reasons": [{"code": r["code"], "zh": r["message_zh"], "en": r["message_en"]}
                         for r in answer["reasons"]]}

@@ -165,6 +165,39 @@ def test_kiosk_checks_in_and_answers_the_verdict_in_both_languages(services: Fak
     assert sent[2] == token and sent[3] == {"student_id": "A0001", "frames": ["AAAA"], "attempt": 2}
 
 
+def test_kiosk_asks_again_when_spotcheck_has_too_many_waiting(services: FakeServices,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 503 TOO_MANY_WAITING from the verdict long-poll is asked again (1 s apart, a few times),
+    any other refusal is shown at once."""
+    from console.pages import kiosk
+
+    monkeypatch.setattr(kiosk.time, "sleep", lambda seconds: None)
+    client, _ = kiosk_client(services)
+    services.answers[("GET", "/checks")] = (200, {"checks": [{"check_id": "C1", "month": "2026-11"}]})
+    csrf = client.get("/kiosk").get_data(as_text=True).split('data-csrf="', 1)[1].split('"', 1)[0]
+    services.answers[("POST", "/checks/C1/captures")] = (202, {"capture_id": "K1", "status": "submitted"})
+    busy = (503, {"error": "TOO_MANY_WAITING", "message": "too many waiting"})
+    verdicts = [busy, busy, (200, {"status": "verified", "attempt": 1, "reasons": []})]
+    answer_of = services.__call__
+
+    def waiting(method: str, url: str, body: Any = None, token: str | None = None,
+                timeout: float = 20) -> tuple[int, Any]:
+        if "/captures/K1" in url:
+            services.calls.append((method, "/captures/K1", token, body))
+            return verdicts.pop(0)
+        return answer_of(method, url, body, token, timeout)
+
+    monkeypatch.setattr(web, "http_call", waiting)
+    monkeypatch.setattr("console.pages.common.http_call", waiting)
+    body = {"check_id": "C1", "student_id": "A0001", "frames": ["AAAA"], "attempt": 1}
+    answer = client.post("/kiosk/api/checkin", json=body, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200 and json.loads(answer.get_data())["status"] == "verified"
+    assert len([c for c in services.calls if c[1] == "/captures/K1"]) == 3
+    verdicts[:] = [busy] * (kiosk.WAIT_RETRIES + 1)
+    answer = client.post("/kiosk/api/checkin", json=body, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 503 and not verdicts  # asked WAIT_RETRIES + 1 times, then shown
+
+
 def test_kiosk_shows_the_clear_screen_when_revoked_or_closed(services: FakeServices) -> None:
     client, _ = kiosk_client(services)
     services.answers[("GET", "/checks")] = (200, {"checks": []})
