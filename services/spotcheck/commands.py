@@ -243,6 +243,21 @@ PlacementAnswer = create_model("PlacementAnswer", __base__=Model, ended_on=(str 
                                **_PLACEMENT_FIELDS)
 
 
+class PlacementsQuery(Model):
+    """Which placements to list: those under way on some day of ``month`` (to their early end, if
+    any), or every one of the school (no month)."""
+
+    month: Month | None = None
+
+
+# A listed placement: the answer about it, and the student's name and ID number masked as in Attachment 2.
+PlacementItem = create_model("PlacementItem", __base__=PlacementAnswer, name_masked=(str, ""),
+                             id_number_masked=(str, ""))
+Placements = create_model(
+    "Placements", __base__=Model, __doc__="A school's placement internships, by start.",
+    school_id=(str, ...), month=(str | None, None), placements=(list[PlacementItem], ...))  # type: ignore[valid-type]
+
+
 class UpdatePlacement(Model):
     """Changes of company, place, supervisor or dates (at least one field)."""
 

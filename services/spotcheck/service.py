@@ -52,6 +52,9 @@ from services.spotcheck.commands import (
     MarkAbsence,
     OpenCheck,
     PlacementAnswer,
+    PlacementItem,
+    Placements,
+    PlacementsQuery,
     PlanFiled,
     PlanMovement,
     Published,
@@ -390,6 +393,28 @@ class SpotcheckService(EdgeService):
     def end_placement(self, call: Call) -> Answer:
         """End a placement early."""
         return self._change_placement(call, internships.end_placement)
+
+    @route("GET", "/schools/<school_id>/placements", roles=ATTACHMENT2_READERS, query=PlacementsQuery,
+           returns=Placements, personal=True)
+    def list_placements(self, call: Call) -> Answer:
+        """A school's placement internships (of a month, or all), by start; name and ID number masked."""
+        school_id, month = call.path["school_id"], call.query.month
+        school_for(call, self.store, school_id)
+        view = self._placements(school_id)
+        found = (internships.placements_in(view, month) if month is not None else sorted(
+            view.placements.values(), key=lambda p: (p.confirmed.starts_on, p.confirmed.student_id,
+                                                     p.confirmed.placement_id)))
+        students = {p.confirmed.student_id: self._student(p.confirmed.student_id) for p in found}
+        items = []
+        for placement in found:
+            student_id = placement.confirmed.student_id
+            registered = students[student_id].registered
+            call.read_personal(student_id)
+            items.append(PlacementItem.model_validate({
+                **dataclasses.asdict(placement.confirmed), "ended_on": placement.ended_on,
+                "name_masked": registered.name_masked if registered else "",
+                "id_number_masked": registered.id_number_masked if registered else ""}))
+        return 200, Placements.model_validate({"school_id": school_id, "month": month, "placements": items})
 
     @route("GET", "/schools/<school_id>/placements/<month>/attachment2", roles=ATTACHMENT2_READERS,
            returns=Attachment2)

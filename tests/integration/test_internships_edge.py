@@ -145,3 +145,27 @@ def test_internship_plans_placements_and_attachment2(system: System) -> None:
     assert spot.api("GET", "/schools/SC1/placements/2026-08/attachment2", token=staff)[1]["rows"] == 0
     assert rows(system, "SELECT count(*) FROM personal_data_reads WHERE route = 'placements_attachment2'"
                         " AND student_id = 'A0001'")[0][0] >= 1
+
+    # the school's list of placements (of a month, or all): who may read it, masked names and IDs
+    for token, expected in ((staff, 200), (system.token("county", city=ZMD, county=YICHENG), 200),
+                            (system.token("auditor"), 200), (other_staff, 403),
+                            (system.token("county", city=ZMD, county=XIPING), 403), (terminal, 403)):
+        assert spot.api("GET", "/schools/SC1/placements", token=token)[0] == expected
+    status, listed = spot.api("GET", "/schools/SC1/placements?month=2026-10", token=staff)
+    assert status == 200, listed
+    assert (listed["school_id"], listed["month"]) == ("SC1", "2026-10")
+    (item,) = listed["placements"]
+    assert (item["placement_id"], item["student_id"], item["company"], item["ended_on"]) == (
+        pid, "A0001", "宇通重工有限公司", "2026-10-20")
+    assert (item["name_masked"], item["id_number_masked"]) == (mask_name("测试学生"),
+                                                               mask_id_number(flows.id_number(1)))
+    for secret in ("测试学生", flows.id_number(1), "13900001111"):
+        assert secret not in str(listed)
+    assert spot.api("GET", "/schools/SC1/placements?month=2026-11", token=staff)[1]["placements"] == []
+    status, everything = spot.api("GET", "/schools/SC1/placements", token=staff)
+    assert (status, [p["placement_id"] for p in everything["placements"]], everything["month"]) == (
+        200, [pid], None)
+    status, body = spot.api("GET", "/schools/SC1/placements?month=2026-13", token=staff)
+    assert (status, body["error"]) == (422, "INVALID_REQUEST")
+    assert rows(system, "SELECT count(*) FROM personal_data_reads WHERE route = 'list_placements'"
+                        " AND student_id = 'A0001'")[0][0] >= 1
