@@ -120,6 +120,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "end_placement": ("登记提前结束", "End early"),
     "update_placement": ("变更实习信息", "Update a placement"),
     "update_hint": ("只填写需要变更的项目。", "Fill in only what changes."),
+    "placements_list": ("本校顶岗实习", "The school's placements"),
+    "no_placements": ("暂无顶岗实习记录。", "No placements yet."),
     "appeals": ("异议申诉", "Appeals"),
     "objected_on": ("提出异议日期", "Objected on"),
     "letter": ("签字申诉书扫描件", "Signed letter (scan)"),

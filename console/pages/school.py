@@ -134,7 +134,9 @@ def placements(ctx: Ctx, school_id: str) -> Response:
                             {"ended_on": ctx.form("ended_on")})
 
     answer, error = _post_form(ctx, run)
-    return ctx.render("placements.html", school_id=school_id, answer=answer, error=error, month=this_month())
+    listed = ctx.api.get("spotcheck", f"/schools/{school_id}/placements")["placements"]
+    return ctx.render("placements.html", school_id=school_id, answer=answer, error=error, month=this_month(),
+                      placements=listed)
 
 
 @page("/schools/<school_id>/placements/<month>/attachment2", roles=READERS)

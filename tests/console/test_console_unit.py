@@ -33,6 +33,7 @@ class FakeServices:
         self.calls: list[tuple[str, str, str | None, Any]] = []
         self.answers: dict[tuple[str, str], tuple[int, Any]] = {
             ("GET", "/checks"): (200, {"checks": []}),
+            ("GET", "/schools/SC1/placements"): (200, {"school_id": "SC1", "month": None, "placements": []}),
             ("GET", "/schools/SC1"): (200, {"school_id": "SC1", "name": "测试学校", "city": "驻马店市",
                                             "county": "驿城区"}),
         }
@@ -458,20 +459,41 @@ def test_hardship_case_steps_from_the_school_pages(client: Client, services: Fak
     assert len(services.calls) == before
 
 
+PLACEMENT = {"placement_id": "P1", "student_id": "A0001", "school_id": "SC1", "grade": 2,
+             "class_name": "会计2班",
+             "company": "宇通客车", "location": "郑州市管城区宇通路6号", "supervisor": "王老师",
+             "supervisor_contact_masked": "138****5678", "starts_on": "2026-12-01", "ends_on": "2027-03-31",
+             "filed_on": "2026-11-26", "remark": None, "ended_on": None, "name_masked": "张*",
+             "id_number_masked": "110105********002X"}
+
+
 def test_a_school_updates_and_ends_a_placement(client: Client, services: FakeServices) -> None:
     csrf = sign_in(client, "school", school="SC1")
     home = client.get("/schools/SC1").get_data(as_text=True)
     assert 'href="/schools/SC1/placements"' in home and 'href="/schools/SC1/internships"' in home
+    assert "暂无顶岗实习记录" in client.get("/schools/SC1/placements").get_data(as_text=True)
+    assert services.calls[-1][:2] == ("GET", "/schools/SC1/placements")
+    services.answers[("GET", "/schools/SC1/placements")] = (200, {
+        "school_id": "SC1", "month": None, "placements": [
+            PLACEMENT, {**PLACEMENT, "placement_id": "P2", "student_id": "A0002", "ended_on": "2026-12-20"}]})
+    listed = client.get("/schools/SC1/placements").get_data(as_text=True)
+    row = listed.split('id="placement-1"', 1)[1].split("</tr>", 1)[0]
+    assert all(text in row for text in ("A0001", "张*", "宇通客车", "王老师 138****5678", "2027-03-31"))
+    assert row.count('name="placement_id" value="P1"') == 2  # its update form and its end form
+    ended = listed.split('id="placement-2"', 1)[1].split("</tr>", 1)[0]
+    assert "2026-12-20" in ended and 'name="placement_id"' not in ended  # ended: no more forms
+    assert 'for="u1-supervisor"' in row and 'id="u1-supervisor"' in row and 'for="e1-ended_on"' in row
     services.answers[("POST", "/placements/P1/update")] = (200, {"placement_id": "P1",
                                                                  "supervisor": "李老师"})
     page = client.post("/schools/SC1/placements", data={
         "csrf": csrf, "action": "update", "placement_id": "P1", "supervisor": "李老师", "company": ""})
     assert page.status_code == 200 and "李老师" in page.get_data(as_text=True)
-    assert services.calls[-1][:2] == ("POST", "/placements/P1/update")
-    assert services.calls[-1][3] == {"supervisor": "李老师"}  # only what was filled in
+    assert services.calls[-2][:2] == ("POST", "/placements/P1/update")
+    assert services.calls[-2][3] == {"supervisor": "李老师"}  # only what was filled in
+    assert services.calls[-1][:2] == ("GET", "/schools/SC1/placements")  # then the list as it now stands
     client.post("/schools/SC1/placements", data={"csrf": csrf, "action": "end", "placement_id": "P1",
                                                  "ended_on": "2026-12-01"})
-    assert services.calls[-1][1:] == ("/placements/P1/end", services.calls[-1][2], {"ended_on": "2026-12-01"})
+    assert services.calls[-2][1:] == ("/placements/P1/end", services.calls[-2][2], {"ended_on": "2026-12-01"})
 
 
 FILING = {"filing_id": "SC1-2026-11", "school_id": "SC1", "month": "2026-11", "filed_on": "2026-11-20",

@@ -435,19 +435,23 @@ def test_terminal_confirms_a_placement_and_the_school_exports_attachment_2(page:
     sheet = load_workbook(io.BytesIO(saved.read_bytes())).active
     cells = " ".join(str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None)
     assert "驻马店市天中机械制造有限公司" in cells
-    update = page.locator("form#update")  # the school changes the supervisor, then ends it early
-    update.get_by_label("顶岗实习编号").fill(placement_id)
+    row = page.locator("#placements tbody tr").filter(has_text="驻马店市天中机械制造有限公司")  # listed
+    assert row.count() == 1 and "A0001" in row.inner_text() and "*" in row.inner_text()  # name masked
+    assert row.locator(f'input[name="placement_id"][value="{placement_id}"]').count() == 2
+    row.locator("summary").click()  # the school changes the supervisor, then ends it early
+    update = row.locator("form.update")
     update.get_by_label("学校实习负责人").fill("李老师")
     update.get_by_role("button", name="变更实习信息").click()
     page.locator(".ok, .error").first.wait_for()
     assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
     assert "李老师" in page.locator(".ok").inner_text()
-    end = page.locator("form").filter(has_text="登记提前结束")
-    end.get_by_label("顶岗实习编号").fill(placement_id)
+    assert "李老师" in row.inner_text()
+    end = row.locator("form.end")
     end.get_by_label("提前结束日期").fill((stack.day + timedelta(days=30)).strftime("%Y-%m-%d"))
     end.get_by_role("button", name="登记提前结束").click()
     page.locator(".ok, .error").first.wait_for()
     assert page.locator(".ok").count() == 1, page.locator(".error").inner_text()
+    assert row.locator("form").count() == 0  # ended: no more forms on its row
     shot(page, "school-placements")
     page.get_by_role("link", name="实习备案", exact=True).click()  # departure and return
     assert page.get_by_role("button", name="登记离校").count() == 1
