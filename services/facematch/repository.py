@@ -52,6 +52,10 @@ class PostgresTemplateRepository(TemplateRepository):
         ).fetchall()
         return [open_template(self.key, bytes(r[1]), r[0]) for r in rows]
 
+    def count(self) -> int:
+        """How many templates are stored (any model version)."""
+        return int(self.conn.execute("SELECT count(*) FROM face_templates").fetchone()[0])
+
     def changed_since(self, since: datetime | None) -> Iterator[tuple[Template, datetime]]:
         """Every template (with its updated_at) written after `since`, every template for None,
         in that order; each sealed row is opened as it is reached."""

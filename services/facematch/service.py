@@ -2,6 +2,12 @@
 
 Inference runs in a native thread (eventlet.tpool), so AMQP heartbeats and HTTP keep being
 served; several instances share the load as competing consumers of one queue.
+
+The province's template index (province.py) is loaded at start-up by a background green thread
+(`ProvinceWarmup`, pausing every `PAUSE_EVERY` rows); an enrolment that arrives meanwhile waits
+for that load instead of starting its own. Progress: ``progress facematch-index`` in ``/health``,
+``aid_facematch_index_rows_loaded``, ``aid_facematch_index_rows_expected``,
+``aid_facematch_index_ready`` and ``aid_facematch_index_templates``.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from typing import Any
 
 os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "1")  # one engine, one inference at a time per process
 
+import logging  # noqa: E402
+
 import eventlet  # noqa: E402
+import psycopg  # noqa: E402
 from eventlet import tpool  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
 
-from backbone import config, observability  # noqa: E402
+from backbone import config, health, observability  # noqa: E402
 from backbone.blobs import BlobNotFound  # noqa: E402
 from backbone.edge import Answer, Call, EdgeService, route  # noqa: E402
 from backbone.fields import Model  # noqa: E402
@@ -50,6 +59,17 @@ PROVINCE = ProvinceTemplates(MODEL_VERSION)
 PROVINCE_LOCK = "face-province"
 ACTOR = Actor(kind="service", id="facematch")
 VERIFICATIONS = observability.Counter("aid_facematch_verifications_total", "Captures matched", ["outcome"])
+log = logging.getLogger("aid.facematch")
+INDEX_ROWS_LOADED = observability.Gauge("aid_facematch_index_rows_loaded",
+                                        "Rows of face_templates read by the first load of the province index")
+INDEX_ROWS_EXPECTED = observability.Gauge("aid_facematch_index_rows_expected",
+                                          "Rows of face_templates counted before the first load")
+INDEX_READY = observability.Gauge("aid_facematch_index_ready", "1 once the province index is loaded")
+INDEX_TEMPLATES = observability.Gauge("aid_facematch_index_templates", "Templates in the province index")
+INDEX_ROWS_LOADED.set_function(lambda: float(PROVINCE.rows_loaded))
+INDEX_ROWS_EXPECTED.set_function(lambda: float(PROVINCE.rows_expected or 0))
+INDEX_READY.set_function(lambda: 1.0 if PROVINCE.loaded else 0.0)
+INDEX_TEMPLATES.set_function(lambda: float(len(PROVINCE.index)))
 STAGE_SECONDS = observability.Histogram("aid_facematch_stage_seconds", "Face pipeline time per stage",
                                         ["stage"], buckets=observability.LATENCY_BUCKETS)
 
@@ -66,6 +86,34 @@ class FaceEngineProvider(DependencyProvider):  # type: ignore[misc]
         return self.engine
 
 
+class ProvinceWarmup(DependencyProvider):  # type: ignore[misc]
+    """Loads the province index when the service starts, in a green thread that pauses every
+    `PAUSE_EVERY` rows (heartbeats, /health and other workers keep running); retried while the
+    database is away. An enrolment arriving during the load waits on `PROVINCE.lock`."""
+
+    def setup(self) -> None:
+        self.running = False
+        health.track_progress("facematch-index", PROVINCE.report)
+
+    def start(self) -> None:
+        self.running = True
+        self.container.spawn_managed_thread(self._warm)
+
+    def stop(self) -> None:
+        self.running = False
+
+    def _warm(self) -> None:
+        while self.running and not PROVINCE.loaded:
+            try:
+                with psycopg.connect(SETTINGS.database_url, autocommit=True) as conn:
+                    repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
+                    PROVINCE.refresh(repo, pause=eventlet.sleep)
+                log.info("facematch: province index loaded: %s", PROVINCE.report())
+            except Exception as exc:  # the database away: try again later
+                log.warning("facematch: loading the province index failed (%s); retrying", type(exc).__name__)
+                eventlet.sleep(2)
+
+
 class ModelInfo(Model):
     model_version: str
     templates_needing_reenrolment: int
@@ -78,6 +126,7 @@ class FacematchService(EdgeService):
     store = EventStoreProvider()
     blobs = BlobStoreProvider()
     engine = FaceEngineProvider()
+    warmup = ProvinceWarmup()
 
     @event_consumer("CaptureSubmitted")
     def on_capture(self, envelope: Envelope) -> None:

@@ -13,7 +13,7 @@ from services.facematch.calibration import LIVE, MODEL_VERSION
 from services.facematch.engine import Outcome
 from services.facematch.index import TemplateIndex
 from services.facematch.matching import distances
-from services.facematch.province import ProvinceTemplates
+from services.facematch.province import OVERLAP, ProvinceTemplates
 from services.facematch.reasons import Code
 from services.facematch.results import challenge_of, duplicate_held, with_duplicates
 from services.facematch.templates import Template
@@ -73,6 +73,9 @@ class FakeRepo:
         self.rows = [r for r in self.rows if r[0].student_id != student]
         self.rows.append((Template(student, school, model, vector, at), at))
 
+    def count(self) -> int:
+        return len(self.rows)
+
     def changed_since(self, since: datetime | None) -> list[tuple[Template, datetime]]:
         self.asked.append(since)
         return sorted((r for r in self.rows if since is None or r[1] > since), key=lambda r: r[1])
@@ -129,3 +132,47 @@ def test_the_challenge_travels_in_the_capture() -> None:
     assert challenge.frame_times_ms == (5, 205, 405)
     untimed = challenge_of({"challenge_action": "blink", "frame_times_ms": None})
     assert untimed is not None and untimed.frame_times_ms is None
+
+
+def test_a_refresh_during_the_first_load_waits_for_it_and_never_loads_twice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up load (service.py ProvinceWarmup) and an enrolment's refresh on two threads:
+    the enrolment waits for the load, then reads only what changed; progress is reported."""
+    import threading
+
+    from services.facematch import province as province_module
+
+    monkeypatch.setattr(province_module, "PAUSE_EVERY", 2)
+    stored = vectors(6)
+    repo = FakeRepo()
+    for i in range(6):
+        repo.write(f"S{i}", "SC1", stored[i], T0 + timedelta(minutes=i))
+    province = ProvinceTemplates(MODEL_VERSION)
+    assert province.report() == "not loaded" and not province.loaded
+    paused, go_on = threading.Event(), threading.Event()
+    reports: list[str] = []
+
+    def pause() -> None:  # the first pause: hold the load half-way
+        if not paused.is_set():
+            reports.append(province.report())
+            paused.set()
+            assert go_on.wait(10)
+
+    warm = threading.Thread(target=province.refresh, args=(repo, pause))
+    warm.start()
+    assert paused.wait(10)
+    assert reports == ["loading province templates: 2 of about 6 rows"]
+    enrolment_read: list[int] = []
+    enrolment = threading.Thread(target=lambda: enrolment_read.append(province.refresh(repo)))  # type: ignore[arg-type]
+    enrolment.start()
+    enrolment.join(0.3)
+    assert enrolment.is_alive() and not enrolment_read  # waiting for the load, not loading itself
+    go_on.set()
+    warm.join(10)
+    enrolment.join(10)
+    assert province.loaded and len(province.index) == 6
+    assert repo.asked == [None, T0 + timedelta(minutes=5) - OVERLAP]  # one whole load, then only the overlap
+    assert enrolment_read == [1] and province.full_loads == 1
+    assert province.report().startswith("ready: 6 templates (loaded in ")
+    assert province.refresh(repo) == 1  # type: ignore[arg-type]
+    assert province.full_loads == 1
