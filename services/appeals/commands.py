@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from backbone.fields import Day, Id, Image, Model, Month, Note
+from backbone.fields import MAX_IMAGE_B64, Day, Id, Image, Model, Month, Note
 
 FilingStatus = Literal["waiting", "ruled", "closed_unhandled"]
 CheckResult = Literal["passed", "forced_pass", "excused", "failed", "open"]
+ScanType = Literal["image/jpeg", "image/png", "application/octet-stream"]
 
 
 class RecordObjection(Model):
@@ -111,6 +112,16 @@ class SignedScan(Model):
 class Signed(Model):
     filing_id: str
     scan_ref: str
+
+
+class SignedScanFile(Model):
+    """The signed and stamped letter's scan, as the school attached it, in base64 (the type from its
+    first bytes: JPEG, PNG, else application/octet-stream)."""
+
+    filing_id: str
+    filename: str
+    content_type: ScanType
+    content_base64: str = Field(max_length=MAX_IMAGE_B64, json_schema_extra={"contentEncoding": "base64"})
 
 
 class Rule(Model):

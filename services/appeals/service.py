@@ -20,6 +20,7 @@ from nameko.timer import timer
 
 from backbone import config
 from backbone.auth import AUTHORITIES
+from backbone.blobs import BlobNotFound
 from backbone.edge import Answer, Call, EdgeService, route, school_for, student_for
 from backbone.errors import Forbidden, NotFound
 from backbone.eventstore import ConcurrencyError
@@ -49,8 +50,10 @@ from services.appeals.commands import (
     RecordObjection,
     Rule,
     Ruled,
+    ScanType,
     Signed,
     SignedScan,
+    SignedScanFile,
 )
 from services.appeals.letter import letter_pdf
 
@@ -248,6 +251,33 @@ class AppealsService(EdgeService):
             event = domain.attach_scan(state, scans.put(command.scan))
             self.store.record(event, stream, call.actor(), expected_version=state.version)
         return 201, Signed(filing_id=event.filing_id, scan_ref=event.scan_ref)
+
+    @route("GET", "/appeals/filings/<filing_id>/signed", roles=READERS, returns=SignedScanFile)
+    def signed_scan(self, call: Call) -> Answer:
+        """The signed and stamped letter's scan: for the school, the same-level authority of its
+        area (the one that rules on the filing) and the auditor."""
+        _, state = self._filing(call, call.path["filing_id"])
+        filed = state.filed
+        assert filed is not None
+        if call.caller.role in AUTHORITIES:
+            school = school_view(filed.school_id, self.store.read_stream(school_stream(filed.school_id)))
+            registered = school.registered
+            level = filed.authority_level or (registered.administered_by if registered else None)
+            if call.caller.role != level:
+                raise Forbidden("NOT_SAME_LEVEL", f"this filing is ruled by the {level} authority")
+        if state.scan_ref is None:
+            raise NotFound("NOT_SIGNED", f"filing {filed.filing_id} has no signed scan attached yet")
+        try:
+            scan = self.blobs.get(state.scan_ref)
+        except BlobNotFound:
+            raise NotFound("SCAN_MISSING", f"the scan of filing {filed.filing_id} is not stored") from None
+        kind: ScanType
+        kind, suffix = (("image/jpeg", "jpg") if scan.startswith(b"\xff\xd8\xff")
+                        else ("image/png", "png") if scan.startswith(b"\x89PNG\r\n\x1a\n")
+                        else ("application/octet-stream", "bin"))
+        return 200, SignedScanFile(filing_id=filed.filing_id, content_type=kind,
+                                   filename=f"申诉函签字盖章件-{filed.filing_id}.{suffix}",
+                                   content_base64=base64.b64encode(scan).decode())
 
     # ------------------------------------------------------------------ the authority
 

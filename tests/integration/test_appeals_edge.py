@@ -323,11 +323,30 @@ def test_a_month_of_appeals_filed_printed_ruled_and_closed(site: Site) -> None:
 
     # the signed scan, once
     scan = {"scan": base64.b64encode(b"\xff\xd8\xff\xe0signed-and-stamped" * 10).decode()}
+    signed_path = "/appeals/filings/SC1-2026-10/signed"
+    assert refused(site.appeals.api("GET", signed_path, token=site.staff)) == (404, "NOT_SIGNED")
     status, body = site.appeals.api("POST", "/appeals/filings/SC1-2026-10/signed", scan, token=site.staff)
     assert status == 201, body
     assert refused(
         site.appeals.api("POST", "/appeals/filings/SC1-2026-10/signed", scan, token=site.staff)
     ) == (409, "ALREADY_SIGNED")
+
+    # the signed scan read back, as attached: the school, the county that rules, the auditor
+    for token in (site.staff, site.county(), site.system.token("auditor")):
+        status, body = site.appeals.api("GET", signed_path, token=token)
+        assert status == 200, body
+        assert (body["filing_id"], body["content_type"], body["filename"]) == (
+            "SC1-2026-10", "image/jpeg", "申诉函签字盖章件-SC1-2026-10.jpg")
+        assert body["content_base64"] == scan["scan"]
+    for token, answer in (
+        (site.system.token("city", city=ZMD), (403, "NOT_SAME_LEVEL")),
+        (site.system.token("province"), (403, "NOT_SAME_LEVEL")),
+        (site.county(XIPING), (403, "OUTSIDE_AREA")),
+        (school_token(site.system, "SC2"), (403, "OUTSIDE_AREA")),
+    ):
+        assert refused(site.appeals.api("GET", signed_path, token=token)) == answer
+    assert refused(site.appeals.api("GET", "/appeals/filings/SC1-2026-09/signed", token=site.staff)) == (
+        404, "UNKNOWN_FILING")
 
     # the inbox: the county of the school's area sees it, with the failed check as evidence
     status, inbox = site.appeals.api("GET", "/appeals/inbox", token=site.county())
