@@ -133,6 +133,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "authority_level": ("受理部门", "Ruled by"),
     "signed_yes": ("已上传签字盖章扫描件", "Signed scan attached"),
     "signed_no": ("尚未上传签字盖章扫描件", "No signed scan yet"),
+    "view_signed_scan": ("查看签字盖章扫描件", "View the signed scan"),
     "ruling_reason": ("处理意见", "Ruling reason"),
     "decision": ("决定", "Decision"),
     "approved": ("同意", "Approve"),

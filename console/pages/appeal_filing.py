@@ -1,17 +1,19 @@
 """A single appeal filing (a school's month): its students with their objections and outcomes,
-the authority's ruling reasons, the letter (PDF) and whether the signed scan is attached; the
+the authority's ruling reasons, the letter (PDF) and whether the signed scan is attached (and,
+once it is, the scan itself: for the school, the same-level authority and the auditor); the
 school attaches the scan here. The school opens its own filings, an authority or auditor the
 filings of schools in its area (the appeals service checks the area again). A filing id names a
 school and a month, never a student."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 from werkzeug.wrappers import Response
 
 from console.pages.school import PHOTO_LIMIT, READERS
-from console.web import Ctx, Upstream, file_base64, page
+from console.web import Ctx, Upstream, download, file_base64, page
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -40,3 +42,13 @@ def filing_of_month(ctx: Ctx, school_id: str) -> Response:
     if not _MONTH.match(month):
         raise Upstream(422, "INVALID_REQUEST", "month is YYYY-MM")
     return ctx.redirect(f"/schools/{school_id}/appeals/filings/{school_id}-{month}")
+
+
+@page("/schools/<school_id>/appeals/filings/<filing_id>/signed", roles=READERS)
+def signed_scan(ctx: Ctx, school_id: str, filing_id: str) -> Response:
+    """The signed scan as attached: shown in the browser (JPEG, PNG), else saved as a file."""
+    answer = ctx.api.get("appeals", f"/appeals/filings/{filing_id}/signed")
+    content, kind = base64.b64decode(answer["content_base64"]), str(answer["content_type"])
+    if kind not in ("image/jpeg", "image/png"):
+        return download(content, str(answer["filename"]), "application/octet-stream")
+    return Response(content, content_type=kind)

@@ -4,6 +4,7 @@ school pages, the language switch and the kiosk's answers, over a fake of the se
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import re
 from pathlib import Path
@@ -532,6 +533,40 @@ def test_an_appeal_filing_in_detail_for_the_school_and_the_authority(services: F
     refused = county.post("/schools/SC1/appeals/filings/SC1-2026-11", data={"csrf": county_csrf})
     assert refused.status_code == 403 and "ROLE_FORBIDDEN" in refused.get_data(as_text=True)
     assert county.get("/schools/SC9/appeals/filings/SC1-2026-11").status_code == 404  # path and filing agree
+
+
+def test_the_signed_scan_of_a_filing_is_linked_once_attached_and_shown(services: FakeServices) -> None:
+    services.answers[("GET", "/appeals/filings/SC1-2026-11")] = (200, FILING)
+    school = Client(ConsoleApp())
+    sign_in(school, "school", school="SC1")
+    link = "/schools/SC1/appeals/filings/SC1-2026-11/signed"
+    assert link not in school.get("/schools/SC1/appeals/filings/SC1-2026-11").get_data(as_text=True)
+    services.answers[("GET", "/appeals/filings/SC1-2026-11")] = (200, {**FILING, "signed": True})
+    page = school.get("/schools/SC1/appeals/filings/SC1-2026-11").get_data(as_text=True)
+    assert f'href="{link}"' in page and "查看签字盖章扫描件" in page
+    jpeg = b"\xff\xd8\xff\xe0scan"
+    services.answers[("GET", "/appeals/filings/SC1-2026-11/signed")] = (200, {
+        "filing_id": "SC1-2026-11", "filename": "申诉函签字盖章件-SC1-2026-11.jpg",
+        "content_type": "image/jpeg", "content_base64": base64.b64encode(jpeg).decode()})
+    shown = school.get(link)
+    assert (shown.status_code, shown.headers["Content-Type"], shown.data) == (200, "image/jpeg", jpeg)
+    assert shown.headers["Cache-Control"] == "no-store" and "Content-Disposition" not in shown.headers
+    assert services.calls[-1][:2] == ("GET", "/appeals/filings/SC1-2026-11/signed")
+    services.answers[("GET", "/appeals/filings/SC1-2026-11/signed")] = (200, {
+        "filing_id": "SC1-2026-11", "filename": "申诉函签字盖章件-SC1-2026-11.bin",
+        "content_type": "application/octet-stream", "content_base64": base64.b64encode(b"GIF89a").decode()})
+    saved = school.get(link)
+    assert saved.headers["Content-Type"] == "application/octet-stream" and saved.data == b"GIF89a"
+    assert saved.headers["Content-Disposition"].startswith("attachment;")
+    services.answers[("GET", "/appeals/filings/SC1-2026-11/signed")] = (403, {
+        "error": "NOT_SAME_LEVEL", "message": "this filing is ruled by the county authority"})
+    city = Client(ConsoleApp())
+    sign_in(city, "city", city="驻马店市")
+    refused = city.get(link)
+    assert refused.status_code == 403 and "NOT_SAME_LEVEL" in refused.get_data(as_text=True)
+    before = len(services.calls)
+    assert school.get("/schools/SC2/appeals/filings/SC2-2026-11/signed").status_code == 403  # not its school
+    assert len(services.calls) == before
 
 
 def test_a_school_registers_a_student_and_records_one_leaving(client: Client, services: FakeServices) -> None:

@@ -397,6 +397,9 @@ def test_school_files_an_objection_and_the_county_rules_on_it(page: Any, stack: 
     page.goto(f"/schools/SC1/appeals/filings/{filing_id}")  # the filing in detail, ruled and signed
     detail = page.locator("main").inner_text()
     assert "申诉已通过" in detail and "假条属实" in detail and "已上传签字盖章扫描件" in detail
+    shown = page.request.get(page.get_by_role("link", name="查看签字盖章扫描件").get_attribute("href"))
+    assert shown.status == 200, shown.text()[:300]  # the scan as attached
+    assert shown.headers["content-type"] == "image/jpeg" and shown.body() == scan.read_bytes()
     shot(page, "appeal-filing")
 
 
