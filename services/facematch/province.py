@@ -30,7 +30,7 @@ from services.facematch.index import Hit, TemplateIndex
 from services.facematch.repository import PostgresTemplateRepository
 
 OVERLAP = timedelta(seconds=30)
-PAUSE_EVERY = 5000
+PAUSE_EVERY = 500  # about 15 ms of work between pauses: a /health check needs several hub turns
 
 
 class ProvinceTemplates:
