@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import get_args
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -30,21 +31,12 @@ from contracts.envelope import Actor  # noqa: E402
 from contracts.events import HardshipRegistryImported  # noqa: E402
 from contracts.registry import build_envelope  # noqa: E402
 from services.hardship import exports, registry  # noqa: E402
-from services.hardship.commands import Questionnaire  # noqa: E402
+from services.hardship.commands import Questionnaire, RegistryName  # noqa: E402
 from services.hardship.domain.policy import load  # noqa: E402
 from services.hardship.domain.scoring import score  # noqa: E402
 from tests.support import throwaway_database  # noqa: E402
 
-LISTS = (
-    "poor_household",
-    "minimum_living",
-    "extreme_poverty",
-    "orphan",
-    "disabled",
-    "veterans_affairs",
-    "public_security",
-    "emergency_management",
-)
+LISTS: tuple[str, ...] = get_args(RegistryName)
 
 
 def fake_hash(i: int) -> str:

@@ -107,20 +107,24 @@ class OpenCase(Model):
     home_visit: HomeVisit | None = None
 
 
+#: the registry lists of the information comparison (信息比对), one import per list and school year
+RegistryName = Literal[
+    "poor_household",
+    "minimum_living",
+    "extreme_poverty",
+    "orphan",
+    "disabled",
+    "veterans_affairs",
+    "public_security",
+    "emergency_management",
+]
+
+
 class ImportRegistry(Model):
     """A registry list for a school year, as ID numbers (hashed at once with the system's key,
     never stored) or as hashes already keyed by the province's comparison system."""
 
-    registry: Literal[
-        "poor_household",
-        "minimum_living",
-        "extreme_poverty",
-        "orphan",
-        "disabled",
-        "veterans_affairs",
-        "public_security",
-        "emergency_management",
-    ]
+    registry: RegistryName
     system: Literal["province", "national"]
     school_year: SchoolYear
     id_numbers: list[IdNumber] = Field(default_factory=list, max_length=MAX_HASHES)

@@ -101,8 +101,9 @@ class HardshipService(EdgeService):
             school_id, school_year, self.store.read_stream(cases.school_year_stream(school_id, school_year))
         )
 
-    def _case(self, call: Call, case_id: str) -> cases.CaseView:
-        """The case, if the caller may see its student (404 / 403)."""
+    def _case(self, call: Call) -> cases.CaseView:
+        """The case of the route's ``case_id``, if the caller may see its student (404 / 403)."""
+        case_id = call.path["case_id"]
         view = cases.case_view(case_id, self.store.read_stream(cases.case_stream(case_id)))
         if view.opened is None:
             raise NotFound("UNKNOWN_CASE", f"no case {case_id}")
@@ -225,8 +226,7 @@ class HardshipService(EdgeService):
     @route("POST", "/cases/<case_id>/comparison", roles=STAFF, returns=Recorded, status=201)
     def compare(self, call: Call) -> Answer:
         """Information comparison (信息比对) of the case's claims against the registry lists."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         opened = case.opened or {}
         student = student_view(
             opened["student_id"], self.store.read_stream(student_stream(opened["student_id"]))
@@ -248,8 +248,7 @@ class HardshipService(EdgeService):
     )
     def assess(self, call: Call) -> Answer:
         """Quantitative assessment: the scored questionnaire (the latest replaces the earlier)."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         return self._record(call, case, cases.assess(case, call.body, policy_now(), sealer()))
 
     @route(
@@ -263,8 +262,7 @@ class HardshipService(EdgeService):
     )
     def review(self, call: Call) -> Answer:
         """Record a democratic review (class vote) or an investigation (home visit, interview, phone)."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         return self._record(call, case, cases.record_review(case, call.body, sealer()))
 
     @route(
@@ -278,8 +276,7 @@ class HardshipService(EdgeService):
     )
     def determine_case(self, call: Call) -> Answer:
         """The school's determination with a level (first, or a re-assessment)."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         event = cases.determine_case(case, call.body, policy_now(), sealer(), local_date(config.now()))
         return self._record(call, case, event)
 
@@ -294,8 +291,7 @@ class HardshipService(EdgeService):
     )
     def report_change(self, call: Call) -> Answer:
         """A family's situation changed: the case is due for re-assessment."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         return self._record(call, case, cases.report_change(case, call.body, sealer()))
 
     @route(
@@ -309,8 +305,7 @@ class HardshipService(EdgeService):
     )
     def file_objection(self, call: Call) -> Answer:
         """Record an objection to a public notice, within its objection period."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         opened = case.opened or {}
         year = self._year(opened["school_id"], opened["school_year"])
         return self._record(call, case, cases.file_objection(case, call.body, year, sealer()))
@@ -326,9 +321,8 @@ class HardshipService(EdgeService):
     )
     def review_objection(self, call: Call) -> Answer:
         """Review an objection (复核); upheld sets a new level (a new determination)."""
-        case_id = call.path["case_id"]
         objection_id = call.path["objection_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         out = cases.review_objection(case, objection_id, call.body, sealer(), local_date(config.now()))
         return self._record(call, case, *out)
 
@@ -343,8 +337,7 @@ class HardshipService(EdgeService):
     )
     def revoke(self, call: Call) -> Answer:
         """Revoke for false information: aid stops from the next month; the amount to recover is recorded."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         event = cases.revoke_case(case, call.body, policy_now(), local_date(config.now()))
         return self._record(call, case, event)
 
@@ -353,8 +346,7 @@ class HardshipService(EdgeService):
     @route("GET", "/cases/<case_id>", roles=READERS, personal=True)
     def get_case(self, call: Call) -> Answer:
         """A case with its steps, the sealed details opened (every read is recorded)."""
-        case_id = call.path["case_id"]
-        case = self._case(call, case_id)
+        case = self._case(call)
         opened = case.opened or {}
         call.read_personal(opened["student_id"])
         year = self._year(opened["school_id"], opened["school_year"])
