@@ -18,8 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +38,12 @@ from contracts.events import (
     Event,
 )
 from contracts.registry import build_envelope
-from tests.flows import school_token, setup_school, student_body
-from tests.support import REPO, Proc, System, throwaway_database, throwaway_vhost
+from tests.flows import school_token
+from tests.integration.appeals_site import STUDENTS, XIPING, ZMD, Site, appeals_site, offset
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 
-ZMD, YICHENG, XIPING = "驻马店市", "驿城区", "西平县"
-STUDENTS = {"A0001": "李明华", "A0002": "王小红", "A0003": "赵强"}  # masked: 李**, 王**, 赵*
 MANY = 5001  # more than the 5000 the old reads took
 DAYS = {
     "check": datetime(2026, 10, 22, 10, 30, tzinfo=SHANGHAI),
@@ -54,67 +52,11 @@ DAYS = {
 OTHERS = Actor(kind="school", id="staff:bulk")
 
 
-@dataclass
-class Site:
-    system: System
-    procs: dict[str, Proc]
-    check_id: str = ""
-
-    @property
-    def appeals(self) -> Proc:
-        return self.procs["appeals"]
-
-    @property
-    def staff(self) -> str:
-        return school_token(self.system, "SC1")
-
-    def county(self, county: str = YICHENG) -> str:
-        return self.system.token("county", city=ZMD, county=county, sub=f"county:{county}:officer")
-
-    def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.system.database_url) as conn:
-            return conn.execute(sql, args).fetchall()
-
-
-def offset(moment: datetime) -> str:
-    return str((moment - datetime.now(UTC)).total_seconds())
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with throwaway_database() as db, throwaway_vhost() as vhost:
-        system = System(db, vhost, Path(tmp_path_factory.mktemp("appeals-reads")))
-        try:
-            procs = {name: system.service(name).start(wait=False) for name in ("enrolment", "appeals")}
-            procs["relay"] = system.relay().start(wait=False)
-            for label, day in DAYS.items():
-                procs[f"spot-{label}"] = system.service(
-                    "spotcheck", name=f"spot-{label}", AID_CLOCK_OFFSET_SECONDS=offset(day)).start(wait=False)
-            for proc in procs.values():
-                proc.wait_healthy(timeout=120)
-            enrolment = procs["enrolment"]
-            setup_school(system, enrolment, "SC1", ZMD, YICHENG)
-            setup_school(system, enrolment, "SC2", ZMD, XIPING)
-            for seq, (student_id, name) in enumerate(STUDENTS.items(), 1):
-                status, body = enrolment.api("POST", "/students",
-                                             student_body(student_id, seq, "SC1", name=name),
-                                             token=school_token(system, "SC1"))
-                assert status == 201, body
-            site = Site(system, procs)
-            spot = procs["spot-check"]
-            status, body = spot.api("POST", "/checks", {
-                "opens_at": "2026-10-22T10:00:00+08:00", "closes_at": "2026-10-22T15:00:00+08:00",
-                "school_ids": ["SC1"]}, token=site.county())
-            assert status == 201, body
-            site.check_id = body["check_id"]
-            status, body = spot.api("POST", f"/checks/{site.check_id}/close", token=site.county())
-            assert status == 200, body
-            status, body = procs["spot-publish"].api(
-                "POST", "/results/publish", {"school_id": "SC1", "month": "2026-10"}, token=site.staff)
-            assert status == 201, body
-            yield site
-        finally:
-            system.stop_all()
+    with appeals_site(Path(tmp_path_factory.mktemp("appeals-reads")), ("enrolment", "appeals"), DAYS,
+                      {"2026-10": "publish"}) as site:
+        yield site
 
 
 def objection(site: Site, student_id: str, received_on: str, reason: str) -> None:
