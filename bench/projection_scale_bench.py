@@ -115,14 +115,29 @@ def apply_rates(dsn: str, generator: Generator) -> dict[str, Any]:
     return out
 
 
+def _create_database(name: str | None) -> tuple[str, str]:
+    if name is None:
+        return create_database()
+    import psycopg
+    from eligibility_bench import ADMIN_DSN
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name, make_conninfo(ADMIN_DSN, dbname=name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=200_000)
     parser.add_argument("--schools", type=int, default=1000)
     parser.add_argument("--db", help="reuse this database (left by --keep-db with the same sizes)")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--name", help="name of the database to create (default: a random one)")
+    parser.add_argument("--build-only", action="store_true", help="build the projection, measure nothing")
     args = parser.parse_args(argv)
-    name, dsn = (args.db, "") if args.db else create_database()
+    name, dsn = (args.db, "") if args.db else _create_database(args.name)
     print(f"bench: database {name}", file=sys.stderr)
     try:
         from backbone.migrate import migrate
@@ -138,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {figures['events']:,} events copied", file=sys.stderr)
             figures["rebuild"] = measure_rebuild(dsn)
             print(f"bench: rebuilt {figures['rebuild']}", file=sys.stderr)
+        if args.build_only:
+            print(json.dumps(figures, indent=2, default=str))
+            return 0
         figures["summaries"] = summaries(dsn, generator)
         print(f"bench: summaries {figures['summaries']}", file=sys.stderr)
         figures["apply"] = apply_rates(dsn, generator)

@@ -5,10 +5,13 @@ Events are applied in batches (:mod:`.batching`): ``AID_BATCH_SIZE`` events at m
 
 An event that touches every student marks a backlog instead of re-deriving everyone in its batch
 (``Projection(defer_everyone=True)``); a background green thread of each instance re-derives it in chunks
-of ``AID_REDERIVE_CHUNK`` students (250), one transaction each, so batches interleave: a step takes the
-lock only when it is free and no batch of its own process is gathering (batches go first; after
-``AID_REDERIVE_MAX_YIELD_MS`` (2000) of yielding it waits its turn like a batch). Its progress:
-``aid_eligibility_rederive_backlog_students`` and ``progress rederive`` in ``/health``."""
+of ``AID_REDERIVE_CHUNK`` students (250) of one partition, one transaction each, so batches interleave and
+the instances re-derive different partitions at once: a step claims a partition nobody holds, and only
+when no batch writing shared facts holds or waits for the projection's lock and no batch of its own
+process is gathering (batches go first; after ``AID_REDERIVE_MAX_YIELD_MS`` (2000) of yielding it waits
+its turn like a batch). Its progress: ``aid_eligibility_rederive_backlog_students``,
+``aid_eligibility_rederived_students_total`` (this instance's share) and ``progress rederive`` in
+``/health``."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Any
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from backbone import config, health
 from backbone.db import Pool
@@ -89,6 +92,8 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
         self.idle_wait = float(conf.get("AID_REDERIVE_POLL_MS", 200)) / 1000
         self.running = False
         self.state: tuple[int, int] | None = None
+        self.mine = 0  # students this instance re-derived for backlogs
+        self.live.writer.on_rederive_step = self._count_step
         health.track_progress("rederive", self.report)
 
     def start(self) -> None:
@@ -99,7 +104,12 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
         if self.state is None:
             return "idle"
         done, total = self.state
-        return f"re-deriving every student after a shared event: {done} of about {total}"
+        return (f"re-deriving every student after a shared event: {done} of about {total}"
+                f" ({self.mine} by this instance since it started)")
+
+    def _count_step(self, students: int) -> None:
+        self.mine += students
+        REDERIVED.inc(students)
 
     def _drain(self) -> None:
         """Re-derive the backlog chunk by chunk, for ever (each instance; the lock takes turns)."""
@@ -121,7 +131,7 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
                 log.warning("eligibility: re-derivation step failed (%s); retrying", type(exc).__name__)
                 eventlet.sleep(2)
                 continue
-            if count < 0:  # another instance's batch (or step) holds the lock
+            if count < 0:  # a shared-facts batch holds the lock, or every partition left is taken
                 yielding_since = yielding_since or now
                 eventlet.sleep(0.01)
                 continue
@@ -140,6 +150,8 @@ class ProjectionProvider(DependencyProvider):  # type: ignore[misc]
 
 BACKLOG = Gauge("aid_eligibility_rederive_backlog_students",
                 "Students still to re-derive after an event that touches every student (about)")
+REDERIVED = Counter("aid_eligibility_rederived_students_total",
+                    "Students this instance re-derived for backlogs (its share of the work)")
 BATCH_EVENTS = Histogram("aid_eligibility_batch_events", "Events applied per projection batch",
                          buckets=(1, 5, 20, 50, 100, 200, 500, 1000, 2000))
 BATCH_SECONDS = Histogram("aid_eligibility_batch_seconds", "Seconds to apply one projection batch",

@@ -11,24 +11,35 @@ records the batch's event ids in ``processed_events`` (consumer ``eligibility``)
 seen before, folds the new events into the stored facts, and re-derives exactly the students
 the events can affect (:func:`domain.facts.impact`). A province-wide CheckOpened or a complete
 roster import re-derives everyone (in chunks); a capture re-derives one student.
-Batches are serialised by an advisory lock, so several consumers may apply batches at once.
+
+Locking (several consumers and instances apply at once): students fall into ``PARTITIONS`` (16)
+partitions by a stable hash of their id (:func:`partition`, ``eligibility_part`` in SQL). A batch of
+per-student events holds the shared-facts lock ``LOCK_KEY`` in SHARED mode and the locks of the
+partitions its events name, taken in ascending order (no deadlock); batches of different partitions
+run in parallel. A batch that writes shared facts (a check opened or closed, a publication, a filing,
+a roster part) holds ``LOCK_KEY`` EXCLUSIVELY, alone. The summary counts' triggers take their own lock
+(migrations/0103) for the few statements that write statuses, so counter rows are updated in turn.
 
 With ``defer_everyone`` (the service), an event that touches every student (a province-wide check,
 closing or publication, a roster part) does not re-derive everyone in its own transaction: it
-stores its fact and marks a backlog (``eligibility_meta``: re-derive every student after
-``rederive_after``, in student-id order); :meth:`Projection.rederive_step` then re-derives the
-next chunk, one short transaction each under the same lock, so per-student batches keep flowing
-in between. The students a batch names are re-derived at once as always (with the new shared
-facts), so they never wait for the backlog. A second such event while a backlog runs starts it
-again from the first student: a roster import in many parts re-derives each student about once
-after its last part. :meth:`Projection.backlog` tells the progress (metric and ``/health``).
+stores its fact and marks a backlog, one cursor per partition (``eligibility_backlog``; the marker
+``rederive_after`` in ``eligibility_meta`` while it runs); :meth:`Projection.rederive_step` then
+re-derives the next chunk of one partition that nobody else holds (``pg_try_advisory_xact_lock``), in
+one short transaction under the shared lock, so per-student batches keep flowing and several instances
+re-derive different partitions at once. The students a batch names are re-derived at once as always
+(with the new shared facts), so they never wait for the backlog. A second such event while a backlog
+runs starts it again from the first student of every partition: a roster import in many parts
+re-derives each student about once after its last part. :meth:`Projection.backlog` tells the progress
+(metric and ``/health``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +63,13 @@ from services.eligibility.domain.rules import derive, derive_all
 from services.eligibility.policyfile import load_policy_book
 
 CONSUMER = "eligibility"
+#: the shared-facts lock: SHARED for a per-student batch or a backlog step, EXCLUSIVE for a batch that
+#: writes shared facts (and for a rebuild), so it also excludes every other writer
 LOCK_KEY = 727_104
+#: a partition's lock: ``pg_advisory_xact_lock(PARTITION_LOCK, partition)``
+PARTITION_LOCK = 727_105
+#: students fall into this many partitions (``eligibility_part`` in migrations/0103; :func:`partition`)
+PARTITIONS = 16
 CHUNK = 2000
 
 _UPSERT_META = ("INSERT INTO eligibility_meta (key, value) VALUES (%s, %s)"
@@ -76,8 +93,8 @@ class ApplyResult:
 class Projection:
     """Applies batches of envelopes to the tables. Keeps shared facts cached between batches
     (reloaded whenever ``eligibility_meta.shared_token`` changed, e.g. by another process).
-    One instance may serve several green threads: the advisory lock serialises the batches,
-    and the cache is trusted only under it."""
+    One instance may serve several green threads (a batch and a backlog step at once): the cache is
+    trusted only under the shared-facts lock, and only a batch holding it exclusively changes it."""
 
     def __init__(self, book: PolicyBook | None = None, chunk: int = CHUNK,
                  defer_everyone: bool = False) -> None:
@@ -86,6 +103,11 @@ class Projection:
         self.defer_everyone = defer_everyone
         self._shared: SharedFacts | None = None
         self._token: str | None = None
+        self._random = random.Random()
+        #: called with the number of students after each backlog step that re-derived some
+        self.on_rederive_step: Callable[[int], None] | None = None
+        #: called with the students of every re-derivation (tests count them)
+        self.on_rederive: Callable[[list[str]], None] | None = None
 
     def apply_events(self, conn: Any, envelopes: Sequence[Envelope]) -> ApplyResult:
         """Apply one batch (any order, duplicates allowed) in one transaction. The cached shared
@@ -97,13 +119,18 @@ class Projection:
         except BaseException:
             self._shared, self._token = None, None
             raise
-        self._token = token
+        if token is not None:  # this batch wrote shared facts: the cache holds them now
+            self._token = token
         return result
 
     # ------------------------------------------------------------------ steps
 
     def _apply(self, conn: Any, envelopes: list[Envelope]) -> tuple[ApplyResult, str | None]:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        parts = _partitions_of(envelopes)
+        if parts is None:  # shared facts written: this batch alone
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        else:
+            _lock_partitions(conn, parts)
         unique = {e.event_id: e for e in envelopes}
         fresh = {r[0] for r in conn.execute(
             "INSERT INTO processed_events (consumer, event_id, position)"
@@ -113,11 +140,12 @@ class Projection:
         ).fetchall()}
         new = [e for e in unique.values() if e.event_id in fresh]
         if not new:
-            return ApplyResult(len(envelopes), 0, len(envelopes), 0), self._token
+            return ApplyResult(len(envelopes), 0, len(envelopes), 0), None
         top = max((e.position or 0 for e in new), default=0) or None
 
         shared, token = self._load_shared_cached(conn)
-        self._token = None  # the cache is in flux until this batch commits (see apply_events)
+        if parts is None:  # the cache is in flux until this batch commits (see apply_events)
+            self._token = None
 
         ledger = Ledger()
         ledger.shared = shared
@@ -153,13 +181,17 @@ class Projection:
         students = self._affected(conn, scope)
         self._rederive(conn, students, ledger, shared, top)
         return ApplyResult(len(envelopes), len(new), len(envelopes) - len(new), len(students),
-                           frozenset(fresh)), token
+                           frozenset(fresh)), (token if parts is None else None)
 
     # ------------------------------------------------------------------ the re-derivation backlog
 
     @staticmethod
     def _start_backlog(conn: Any) -> None:
+        """(Re)start the backlog at the first student of every partition (under the exclusive lock)."""
         (total,) = conn.execute("SELECT count(*) FROM eligibility_facts").fetchone()
+        conn.execute("DELETE FROM eligibility_backlog")
+        conn.execute("INSERT INTO eligibility_backlog (part, after)"
+                     " SELECT p, '' FROM generate_series(0, %s) AS p", (PARTITIONS - 1,))
         with conn.cursor() as cur:
             cur.executemany(_UPSERT_META,
                             [(BACKLOG_AFTER, ""), (BACKLOG_TOTAL, str(total)), (BACKLOG_DONE, "0")])
@@ -171,59 +203,100 @@ class Projection:
                                  (_BACKLOG_KEYS,)).fetchall())
         if BACKLOG_AFTER not in rows:
             return None
-        return int(rows.get(BACKLOG_DONE, 0)), int(rows.get(BACKLOG_TOTAL, 0))
+        (done,) = conn.execute("SELECT coalesce(sum(done), 0) FROM eligibility_backlog").fetchone()
+        return int(done), int(rows.get(BACKLOG_TOTAL, 0))
 
     def rederive_step(self, conn: Any, limit: int | None = None, nowait: bool = False) -> int:
-        """Re-derive the backlog's next ``limit`` students (default ``chunk``) in one transaction;
-        returns how many (0: no backlog, or it has just ended). With ``nowait``, returns -1 at once
-        when a batch holds the projection's lock (batches go first)."""
+        """Re-derive the next ``limit`` students (default ``chunk``) of one partition of the backlog
+        that no other transaction holds, in one transaction; returns how many (0: no backlog, or it has
+        just ended). With ``nowait``, returns -1 at once when a batch that writes shared facts holds (or
+        waits for) the shared-facts lock, or when every partition left is held by someone else."""
         try:
-            with conn.transaction():
-                count, token = self._rederive_step(conn, limit or self.chunk, nowait)
+            while True:
+                with conn.transaction():
+                    count, busy = self._rederive_step(conn, limit or self.chunk, nowait)
+                if busy is None:
+                    break
+                with conn.transaction():  # every partition left is held: wait for one, holding no other
+                    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK_KEY,))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PARTITION_LOCK, busy))
+                    count = self._step_partition(conn, busy, limit or self.chunk)
+                if count:
+                    break
         except BaseException:
             self._shared, self._token = None, None
             raise
-        self._token = token
+        if count > 0 and self.on_rederive_step is not None:
+            self.on_rederive_step(count)
         return count
 
-    def _rederive_step(self, conn: Any, limit: int, nowait: bool = False) -> tuple[int, str | None]:
+    def _rederive_step(self, conn: Any, limit: int, nowait: bool = False) -> tuple[int, int | None]:
+        """One step; ``(count, None)``, or ``(0, partition)`` when every partition left is held by
+        others and the caller may wait (for that one, in a new transaction: waiting here, holding the
+        partitions found done meanwhile, could deadlock with a batch)."""
         if nowait:
-            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-                return -1, self._token
+            if not conn.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (LOCK_KEY,)).fetchone()[0]:
+                return -1, None
         else:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        row = conn.execute("SELECT value FROM eligibility_meta WHERE key = %s", (BACKLOG_AFTER,)).fetchone()
-        if row is None:
-            return 0, self._token
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK_KEY,))
+        if conn.execute("SELECT 1 FROM eligibility_meta WHERE key = %s", (BACKLOG_AFTER,)).fetchone() is None:
+            conn.execute("DELETE FROM eligibility_backlog")  # left by a tool that ended the backlog
+            return 0, None
+        pending = [r[0] for r in conn.execute(
+            "SELECT part FROM eligibility_backlog WHERE after IS NOT NULL ORDER BY part")]
+        self._random.shuffle(pending)  # instances spread over the partitions
+        busy = []
+        for part in pending:
+            if conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (PARTITION_LOCK, part)).fetchone()[0]:
+                if count := self._step_partition(conn, part, limit):
+                    return count, None
+            else:
+                busy.append(part)
+        if busy:
+            return (-1, None) if nowait else (0, busy[0])
+        (left,) = conn.execute("SELECT count(*) FROM eligibility_backlog WHERE after IS NOT NULL").fetchone()
+        if left == 0:  # every partition done: the backlog is over
+            conn.execute("DELETE FROM eligibility_backlog")
+            conn.execute("DELETE FROM eligibility_meta WHERE key = ANY(%s)", (_BACKLOG_KEYS,))
+        return 0, None
+
+    def _step_partition(self, conn: Any, part: int, limit: int) -> int:
+        """Re-derive the next students of ``part`` (its lock held); 0 when it was done."""
+        row = conn.execute("SELECT after FROM eligibility_backlog WHERE part = %s", (part,)).fetchone()
+        if row is None or row[0] is None:
+            return 0
         # the next students in the database's order: each side is complete only up to its last row
         # when it hit the limit (a student may have several roster entries)
         students = [r[0] for r in conn.execute(
-            "WITH f AS (SELECT student_id FROM eligibility_facts WHERE student_id > %(a)s"
-            "           ORDER BY student_id LIMIT %(n)s),"
-            " r AS (SELECT student_id FROM eligibility_roster_entries WHERE student_id > %(a)s"
-            "       ORDER BY student_id LIMIT %(n)s),"
+            "WITH f AS (SELECT student_id FROM eligibility_facts"
+            "           WHERE eligibility_part(student_id) = %(p)s AND student_id > %(a)s"
+            "           ORDER BY eligibility_part(student_id), student_id LIMIT %(n)s),"
+            " r AS (SELECT student_id FROM eligibility_roster_entries"
+            "       WHERE eligibility_part(student_id) = %(p)s AND student_id > %(a)s"
+            "       ORDER BY eligibility_part(student_id), student_id LIMIT %(n)s),"
             " bound AS (SELECT least((SELECT max(student_id) FROM f HAVING count(*) = %(n)s),"
             "                        (SELECT max(student_id) FROM r HAVING count(*) = %(n)s)) AS b)"
             " SELECT u.student_id FROM (SELECT student_id FROM f UNION SELECT student_id FROM r) u, bound"
-            " WHERE bound.b IS NULL OR u.student_id <= bound.b ORDER BY 1", {"a": row[0], "n": limit})]
+            " WHERE bound.b IS NULL OR u.student_id <= bound.b ORDER BY 1",
+            {"p": part, "a": row[0], "n": limit})]
         if not students:
-            conn.execute("DELETE FROM eligibility_meta WHERE key = ANY(%s)", (_BACKLOG_KEYS,))
-            return 0, self._token
-        shared, token = self._load_shared_cached(conn)
-        self._token = None
+            conn.execute("UPDATE eligibility_backlog SET after = NULL WHERE part = %s", (part,))
+            return 0
+        shared, _ = self._load_shared_cached(conn)
         self._rederive(conn, students, Ledger(), shared, None)
-        last = students[-1]
-        conn.execute(_UPSERT_META, (BACKLOG_AFTER, last))
-        conn.execute("UPDATE eligibility_meta SET value = (value::bigint + %s)::text WHERE key = %s",
-                     (len(students), BACKLOG_DONE))
-        return len(students), token
+        conn.execute("UPDATE eligibility_backlog SET after = %s, done = done + %s WHERE part = %s",
+                     (students[-1], len(students), part))
+        return len(students)
 
     def _load_shared_cached(self, conn: Any) -> tuple[SharedFacts, str | None]:
+        """The shared facts, from the cache when the stored token is the cached one. Called under the
+        shared-facts lock (shared or exclusive): what is stored cannot change meanwhile, so a reload
+        is cached at once (a batch that then changes them clears the token until it commits)."""
         row = conn.execute("SELECT value FROM eligibility_meta WHERE key = 'shared_token'").fetchone()
         token = row[0] if row else None
         if self._shared is None or self._token is None or token != self._token:
             rows = conn.execute("SELECT kind, key, fact FROM eligibility_shared").fetchall()
-            self._shared = load_shared(rows)
+            self._shared, self._token = load_shared(rows), token
         return self._shared, token
 
     @staticmethod
@@ -296,6 +369,8 @@ class Projection:
 
     def _rederive(self, conn: Any, students: list[str], ledger: Ledger, shared: SharedFacts,
                   top: int | None) -> None:
+        if self.on_rederive is not None and students:
+            self.on_rederive(students)
         for start in range(0, len(students), self.chunk):
             chunk = students[start:start + self.chunk]
             facts = {sid: ledger.students[sid] for sid in chunk if sid in ledger.students}
@@ -342,6 +417,37 @@ class _Scope:
         self.everyone |= found.everyone or found.roster_semester is not None
 
 
+def partition(student_id: str) -> int:
+    """The student's partition: as ``eligibility_part`` computes it in SQL (migrations/0103)."""
+    return hashlib.md5(student_id.encode("utf-8")).digest()[0] % PARTITIONS
+
+
+def _partitions_of(envelopes: Iterable[Envelope]) -> list[int] | None:
+    """The partitions a batch writes, sorted; None when it writes shared facts (or may touch students
+    beyond the ones its events name): such a batch takes the shared-facts lock exclusively."""
+    parts: set[int] = set()
+    for env in envelopes:
+        fold = FOLDS.get(env.type)
+        if fold is None:
+            continue
+        if fold.shared is not None:
+            return None
+        found = fold.impact(env.payload)
+        if found.schools or found.everyone or found.roster_semester is not None or found.check_id is not None:
+            return None
+        parts.update(partition(sid) for sid in found.students)
+    return sorted(parts)
+
+
+def _lock_partitions(conn: Any, parts: list[int]) -> None:
+    """The shared-facts lock in shared mode, then the partitions' locks in ascending order (every
+    writer takes them in that order: no deadlock between writers)."""
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (LOCK_KEY,))
+    if parts:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, p) FROM unnest(%s::int[]) AS p",
+                     (PARTITION_LOCK, parts))
+
+
 def _status_columns(status: dict[str, Any]) -> tuple[Any, ...]:
     return status["student_id"], status["semester"], status["school_id"], status["county"], status["city"]
 
@@ -371,6 +477,7 @@ def rebuild(conn: Any, ledger: Ledger, book: PolicyBook | None = None, *, throug
         conn.execute("TRUNCATE eligibility_facts, eligibility_shared, eligibility_roster_entries,"
                      " eligibility_status, eligibility_counts")
         conn.execute("DELETE FROM eligibility_meta WHERE key = ANY(%s)", (_BACKLOG_KEYS,))
+        conn.execute("DELETE FROM eligibility_backlog")
         with conn.cursor() as cur:
             with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position)"
                           " FROM STDIN") as copy:
