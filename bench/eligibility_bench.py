@@ -383,6 +383,73 @@ def measure_replay(dsn: str, until: int | None, derive: bool, out: str | None) -
     return figures
 
 
+def raw_read(dsn: str) -> dict[str, Any]:
+    """The ceiling: the rows every replay reads (the types the rules read, the columns
+    :func:`services.eligibility.logsource.fast_events` asks for), fetched by COPY and thrown
+    away: bytes only (``copy`` blocks), then split into typed rows (``copy.rows()``), no JSON."""
+    import psycopg
+
+    from services.eligibility.domain.facts import handled_types
+
+    query = ("COPY (SELECT type, schema_version, event_id::text, extract(epoch FROM occurred_at)::float8,"
+             " position, payload::text FROM events WHERE type = ANY(%s)) TO STDOUT")
+    figures: dict[str, Any] = {}
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        started, cpu = time.perf_counter(), time.process_time()
+        size = 0
+        with cur.copy(query, (handled_types(),)) as copy:
+            for block in copy:
+                size += len(block)
+        figures["bytes_s"] = time.perf_counter() - started
+        figures["bytes_cpu_s"] = time.process_time() - cpu
+        figures["mb"] = size / 2**20
+        started, cpu = time.perf_counter(), time.process_time()
+        rows = 0
+        with cur.copy(query, (handled_types(),)) as copy:
+            copy.set_types(["text", "int4", "text", "float8", "int8", "text"])
+            for _ in copy.rows():
+                rows += 1
+        figures["rows"] = rows
+        figures["rows_s"] = time.perf_counter() - started
+        figures["rows_cpu_s"] = time.process_time() - cpu
+    figures["bytes_rows_per_s"] = rows / figures["bytes_s"]
+    figures["rows_per_s"] = rows / figures["rows_s"]
+    return figures
+
+
+def measure_e2e(dsn: str, mode: str, workers: int, low_memory: bool, out: str) -> dict[str, Any]:
+    """End to end as the audit runs it: read, fold, derive, write the JSON report. ``mode``:
+    ``sequential`` (the store's cursor, one process: ``replay --source postgres``), ``parallel``
+    (``replay --workers N``: N worker processes reading their students by COPY, this process
+    merging and writing). Wall and CPU time (this process, and its workers once ended), peak RSS."""
+    import psycopg
+
+    from services.eligibility.logsource import Progress, postgres_events
+    from services.eligibility.output import JsonWriter, write_statuses
+    from services.eligibility.policyfile import load_policy_book
+    from services.eligibility.replay import replay, replay_by_student, replay_parallel
+
+    with psycopg.connect(dsn) as conn:
+        events = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    book = load_policy_book()
+    progress = Progress(1_000_000, label=f"bench e2e {mode}")
+    load = os.getloadavg()[0]
+    started, cpu = time.perf_counter(), time.process_time()
+    if mode == "sequential":
+        derived = (replay_by_student(dsn, book, progress=progress) if low_memory
+                   else replay(postgres_events(dsn), book, None, progress))
+    else:
+        derived = replay_parallel(dsn, book, workers=workers, low_memory=low_memory, progress=progress)
+    count = write_statuses(derived, [JsonWriter(out, header=report_header(book))])
+    wall = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"mode": mode, "workers": workers, "low_memory": low_memory, "events": events, "statuses": count,
+            "wall_s": wall, "events_per_s": events / wall, "statuses_per_s": count / wall,
+            "cpu_self_s": time.process_time() - cpu, "cpu_workers_s": children.ru_utime + children.ru_stime,
+            "peak_rss_mb": peak_rss_mb(), "peak_rss_worker_mb": peak_rss_mb(children=True),
+            "load_1min_before": load, "load_1min_after": os.getloadavg()[0]}
+
+
 def report_header(book: Any) -> Any:
     from contracts.eligibility_status import SCHEMA_ID, ReportHeader
 
@@ -592,6 +659,55 @@ def reuse_database(name: str) -> tuple[str, int]:
         return dsn, int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
+def populate(args: argparse.Namespace) -> int:
+    """Create database ``--name``, migrate it and COPY the synthetic log into it (kept: drop it
+    with ``drop --name``)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    from backbone.migrate import migrate
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(args.name)))
+    dsn = make_conninfo(ADMIN_DSN, dbname=args.name)
+    migrate(dsn, out=sys.stderr)
+    events, copy_s = copy_log(dsn, Generator(args.students, args.schools))
+    print(f"bench: {events:,} events copied into {args.name} in {copy_s:.0f} s", file=sys.stderr)
+    return 0
+
+
+def e2e(args: argparse.Namespace) -> int:
+    """Raw read rate, then each end-to-end replay in a fresh process, on one database (``--db``)."""
+    from psycopg.conninfo import make_conninfo
+
+    dsn = make_conninfo(ADMIN_DSN, dbname=args.db)
+    figures: dict[str, Any] = {"raw_read": child(["raw-read-child", "--dsn", dsn]), "runs": []}
+    print(json.dumps(figures["raw_read"]), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="elig_bench_") as scratch:
+        out = str(Path(scratch) / "statuses.json")
+        reference: bytes | None = None
+        for spec in args.modes:
+            mode, _, n = spec.partition(":")
+            low = mode.endswith("-low")
+            argv = ["e2e-child", "--dsn", dsn, "--mode", mode.removesuffix("-low"), "--workers", n or "1",
+                    "--out", out] + (["--low-memory"] if low else [])
+            result = child(argv)
+            body = _statuses_body(Path(out))
+            result["same_output_as_first"] = reference is None or body == reference
+            reference = reference if reference is not None else body
+            figures["runs"].append(result)
+            print(json.dumps(result), file=sys.stderr)
+    print(json.dumps(figures, indent=2))
+    return 0 if all(r["same_output_as_first"] for r in figures["runs"]) else 1
+
+
+def _statuses_body(path: Path) -> bytes:
+    """The report without its header line (which holds the time it was generated)."""
+    data = path.read_bytes()
+    return data[data.index(b"\n"):]
+
+
 def run(args: argparse.Namespace) -> int:
     name, dsn = (args.db, "") if args.db else create_database()
     print(f"bench: database {name}", file=sys.stderr)
@@ -760,9 +876,41 @@ def main(argv: list[str] | None = None) -> int:
     o = sub.add_parser("one-student-child")
     o.add_argument("--dsn", required=True)
     o.add_argument("--student", required=True)
+    pp = sub.add_parser("populate", help="create a database and fill it with the synthetic log (kept)")
+    pp.add_argument("--name", required=True)
+    pp.add_argument("--students", type=int, default=200_000)
+    pp.add_argument("--schools", type=int, default=1000)
+    d = sub.add_parser("drop", help="drop a database made by populate")
+    d.add_argument("--name", required=True)
+    e = sub.add_parser("e2e", help="the audit replay end to end (read, fold, derive, write JSON) beside the"
+                       " raw read rate, on a database made by populate")
+    e.add_argument("--db", required=True)
+    e.add_argument("--modes", nargs="+", default=["sequential", "parallel:1", "parallel:2"],
+                   help="sequential[-low] | parallel[-low]:N (N workers; -low: flat memory, by student)")
+    rr = sub.add_parser("raw-read-child")
+    rr.add_argument("--dsn", required=True)
+    ec = sub.add_parser("e2e-child")
+    ec.add_argument("--dsn", required=True)
+    ec.add_argument("--mode", choices=["sequential", "parallel"], required=True)
+    ec.add_argument("--workers", type=int, default=1)
+    ec.add_argument("--low-memory", action="store_true")
+    ec.add_argument("--out", required=True)
     args = p.parse_args(argv)
     if args.command == "run":
         return run(args)
+    if args.command == "populate":
+        return populate(args)
+    if args.command == "drop":
+        drop_database(args.name)
+        return 0
+    if args.command == "e2e":
+        return e2e(args)
+    if args.command == "raw-read-child":
+        print(json.dumps(raw_read(args.dsn)))
+        return 0
+    if args.command == "e2e-child":
+        print(json.dumps(measure_e2e(args.dsn, args.mode, args.workers, args.low_memory, args.out)))
+        return 0
     if args.command == "jsonl":
         g = Generator(args.students, args.schools)
         with open(args.out, "w", encoding="utf-8") as handle:

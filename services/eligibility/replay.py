@@ -3,6 +3,7 @@
     python -m services.eligibility.replay --source jsonl:log.jsonl --out-json out.json --out-csv out.csv
     python -m services.eligibility.replay --source postgres --as-of 2026-12-01T00:00+08:00 --school 4101000001
     python -m services.eligibility.replay --source postgres --verify
+    python -m services.eligibility.replay --source postgres --workers 2 --low-memory --out-json out.json
 
 ``--as-of`` keeps events with ``recorded_at`` <= that instant (a date alone means the end of that
 day, Asia/Shanghai; an instant without offset is read as Asia/Shanghai). ``--verify`` replays the
@@ -11,14 +12,21 @@ log up to the live projection's high-water mark and lists every difference with 
 explains); it exits 1 on any. Exit 2: bad input (the message names the line).
 
 Memory: only per-student facts are kept, never envelopes; statuses are written as derived.
+``--workers N`` (PostgreSQL) folds and derives in N processes, students split by a stable hash
+(:func:`replay_parallel`); with ``--low-memory`` each worker holds one student at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
+import multiprocessing
+import os
+import queue
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, time
+from typing import Any
 
 from contracts.eligibility_status import SCHEMA_ID, ReportHeader
 from contracts.registry import ContractError
@@ -26,7 +34,15 @@ from services.eligibility.domain.calendar import SHANGHAI, CalendarError, parse_
 from services.eligibility.domain.facts import Ledger, shared_types, student_types
 from services.eligibility.domain.policy import PolicyBook, PolicyError
 from services.eligibility.domain.rules import StudentStatus, derive, derive_all
-from services.eligibility.logsource import LogSourceError, Progress, RawEvent, gc_tuned, open_source
+from services.eligibility.logsource import (
+    LogSourceError,
+    Progress,
+    RawEvent,
+    fast_events,
+    gc_tuned,
+    open_source,
+    partition_of,
+)
 from services.eligibility.output import CsvWriter, JsonWriter, write_statuses
 from services.eligibility.policyfile import load_policy_book
 
@@ -147,6 +163,172 @@ def replay_by_student(dsn: str, book: PolicyBook, filters: Filters | None = None
         yield from derived(student_id)
 
 
+# --------------------------------------------------------------------------- both cores
+
+BATCH = 500
+"""Statuses per message from a worker to the merging process."""
+QUEUE_BATCHES = 16
+"""Messages a worker may have in flight: bounds memory whatever the log's length."""
+
+
+def _partition_statuses(dsn: str, book: PolicyBook, filters: Filters, part: int, parts: int,
+                        as_of: datetime | None, until_position: int | None,
+                        low_memory: bool) -> Iterator[tuple[StudentStatus | None, int]]:
+    """``(status, events folded since the last one)`` for the students of partition ``part``,
+    ordered by student id then semester. The shared facts (checks, closings, publications,
+    filings, roster parts) are folded whole; per-student events only for the partition's students.
+    ``low_memory``: the events come ordered by student and each student is forgotten once derived
+    (memory: the shared facts and one student); else the partition is folded, then derived."""
+    wanted = filters.wanted_student()
+    ledger = Ledger(wanted=wanted)
+    apply = ledger.apply_fields
+    events = 0
+
+    def mine(student_id: str) -> bool:
+        return partition_of(student_id, parts) == part
+
+    with gc_tuned():
+        shared = fast_events(dsn, as_of=as_of, until_position=until_position, types=shared_types(),
+                             ordered=False)
+        for event_type, event_id, ts, payload, _ in shared:
+            apply(event_type, event_id, ts, payload)
+            events += 1
+        stream = fast_events(dsn, as_of=as_of, until_position=until_position, types=student_types(),
+                             by_student=low_memory, partition=(part, parts), ordered=False)
+        if not low_memory:
+            for event_type, event_id, ts, payload, _ in stream:
+                apply(event_type, event_id, ts, payload)
+                events += 1
+            ids = sorted(sid for sid in ledger.student_ids() if mine(sid))
+            if filters.students is not None:
+                ids = [sid for sid in ids if sid in filters.students]
+            for student_id in ids:
+                for status in derive(student_id, ledger.students.pop(student_id, None), ledger.shared, book):
+                    if filters.keep(status):
+                        yield status, events
+                        events = 0
+            yield None, events
+            return
+        roster_only = sorted(sid for sid in ledger.student_ids() if mine(sid))
+        if filters.students is not None:
+            roster_only = [sid for sid in roster_only if sid in filters.students]
+        pending = 0
+        current: str | None = None
+
+        def derived(student_id: str) -> Iterator[StudentStatus]:
+            for status in derive(student_id, ledger.students.pop(student_id, None), ledger.shared, book):
+                if filters.keep(status):
+                    yield status
+
+        for event_type, event_id, ts, payload, _ in stream:
+            student_id = payload["student_id"]
+            if student_id != current:
+                if current is not None:
+                    for status in derived(current):
+                        yield status, events
+                        events = 0
+                while pending < len(roster_only) and roster_only[pending] < student_id:
+                    for status in derived(roster_only[pending]):
+                        yield status, events
+                        events = 0
+                    pending += 1
+                if pending < len(roster_only) and roster_only[pending] == student_id:
+                    pending += 1
+                current = student_id
+            apply(event_type, event_id, ts, payload)
+            events += 1
+        rest = ([current] if current is not None else []) + roster_only[pending:]
+        for student_id in rest:
+            for status in derived(student_id):
+                yield status, events
+                events = 0
+    yield None, events
+
+
+def _worker(dsn: str, book: PolicyBook, filters: Filters, part: int, parts: int, as_of: datetime | None,
+            until_position: int | None, low_memory: bool, out: Any) -> None:
+    """A worker process: its partition's statuses to ``out`` in batches; ``("done", n)`` at the
+    end, ``("error", message)`` on failure (the message names no payload)."""
+    try:
+        batch: list[StudentStatus] = []
+        events = 0
+        for status, folded in _partition_statuses(dsn, book, filters, part, parts, as_of, until_position,
+                                                  low_memory):
+            events += folded
+            if status is not None:
+                batch.append(status)
+            if len(batch) >= BATCH or status is None:
+                out.put(("batch", batch, events))
+                batch, events = [], 0
+        out.put(("done", [], events))
+    except BaseException as exc:  # noqa: BLE001 - reported to the merging process, which raises
+        out.put(("error", f"{type(exc).__name__}: {exc}", 0))
+
+
+def _drain(inbox: Any, process: Any, progress: Progress | None) -> Iterator[StudentStatus]:
+    while True:
+        try:
+            kind, body, events = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if not process.is_alive():
+                raise LogSourceError(f"replay worker {process.name} ended without finishing"
+                                     f" (exit code {process.exitcode})") from None
+            continue
+        if kind == "error":
+            raise LogSourceError(f"replay worker {process.name} failed: {body}")
+        if progress is not None and events:
+            progress.advance(events)
+        yield from body
+        if kind == "done":
+            return
+
+
+def _student_key(status: StudentStatus) -> str:
+    return str(status["student_id"])
+
+
+def replay_parallel(dsn: str, book: PolicyBook, filters: Filters | None = None, *, workers: int = 2,
+                    as_of: datetime | None = None, until_position: int | None = None,
+                    low_memory: bool = True, progress: Progress | None = None) -> Iterator[StudentStatus]:
+    """The same statuses as :func:`replay` over PostgreSQL, in the same order, from ``workers``
+    processes (both cores).
+
+    Students are split by a stable hash of their id (:func:`.logsource.partition_of`); each worker
+    reads the shared facts whole and its own students' events straight from the database (no
+    reader in between), folds and derives them, and sends the statuses back in batches through a
+    bounded queue; this process merges the workers' sorted streams by student id. With
+    ``low_memory`` (default) each worker reads its students ordered by student and forgets each
+    one once derived: memory stays flat whatever the length of the log.
+    """
+    filters = filters or Filters()
+    context = multiprocessing.get_context("spawn")
+    inboxes = [context.Queue(maxsize=QUEUE_BATCHES) for _ in range(workers)]
+    processes = [context.Process(target=_worker, name=f"replay-{k + 1}/{workers}", daemon=True,
+                                 args=(dsn, book, filters, k, workers, as_of, until_position, low_memory,
+                                       inboxes[k]))
+                 for k in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        streams = [_drain(inbox, process, progress)
+                   for inbox, process in zip(inboxes, processes, strict=True)]
+        yield from heapq.merge(*streams, key=_student_key)
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+        for inbox in inboxes:
+            inbox.close()
+            inbox.cancel_join_thread()
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -169,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-memory", action="store_true",
                    help="postgres source: fold one student at a time"
                    " (flat memory, slower: the database sorts)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="postgres source: fold and derive in this many processes (students split by a"
+                   " stable hash; same output), e.g. the number of cores; 1 (default): this process")
     p.add_argument("--progress-every", type=int, default=500_000,
                    help="progress line every N events (0: none)")
     return p
@@ -185,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args, dsn, book)
         filters = Filters(args.student, args.school, args.semester)
         progress = Progress(args.progress_every) if args.progress_every else None
-        if args.low_memory:
+        if args.workers > 1:
+            if args.source != "postgres":
+                print("replay: error: --workers needs --source postgres", file=sys.stderr)
+                return 2
+            derived = replay_parallel(dsn, book, filters, workers=args.workers, as_of=args.as_of,
+                                      low_memory=args.low_memory, progress=progress)
+        elif args.low_memory:
             if args.source != "postgres":
                 print("replay: error: --low-memory needs --source postgres", file=sys.stderr)
                 return 2
@@ -234,10 +425,18 @@ def _verify(args: argparse.Namespace, dsn: str, book: PolicyBook) -> int:
                 positioned[0] += event[4] is not None and event[4] > rebuilt
                 yield event
 
-        events = counted(open_source(args.source, dsn=dsn, until_position=top, validate=args.validate,
-                                     only_handled=False))
+        if args.workers > 1 and args.source == "postgres":
+            derived = replay_parallel(dsn, book, None, workers=args.workers, until_position=top,
+                                      low_memory=args.low_memory, progress=progress)
+            row = conn.execute("SELECT count(*) FROM events WHERE position > %s AND position <= %s",
+                               (rebuilt, top)).fetchone()
+            positioned[0] = int(row[0]) if row else 0
+        else:
+            events = open_source(args.source, dsn=dsn, until_position=top, validate=args.validate,
+                                 only_handled=False)
+            derived = replay(counted(events), book, None, progress)
         problems = 0
-        for line in audit.differences(replay(events, book, None, progress), audit.iter_statuses(conn)):
+        for line in audit.differences(derived, audit.iter_statuses(conn)):
             print(line)
             problems += 1
         processed = audit.processed_count(conn, rebuilt, top)
