@@ -130,3 +130,61 @@ def test_two_instances_share_the_work_apply_once_and_lose_nothing_when_one_is_ki
     # the standby relay published nothing: each event went out once from the active one
     published = [metric_value(r.metrics(), "aid_relay_published_total") for r in relays]
     assert sorted(published) == [0, len(everything)], published
+
+
+def _rederived(proc: Any) -> float:
+    return metric_value(proc.metrics(), "aid_eligibility_rederived_students_total")
+
+
+def test_two_instances_re_derive_a_backlog_in_parallel_and_one_killed_loses_nothing(system: System) -> None:
+    """A province-wide check opened while captures arrive: both instances apply per-student batches AND
+    take partitions of the backlog at the same time (their steps take a free partition each); one is
+    killed mid-backlog, the other finishes it; the projection is a replay of the log."""
+    dsn = system.database_url
+    settings = {"AID_MAX_WORKERS": "60", "AID_BATCH_SIZE": "25", "AID_BATCH_WAIT_MS": "20",
+                "AID_REDERIVE_CHUNK": "1", "AID_REDERIVE_POLL_MS": "20"}
+    procs = [system.service("eligibility", name=f"eligibility-{n}", **settings) for n in (1, 2)]
+    for proc in procs:
+        proc.start(wait=False)
+    for proc in procs:
+        proc.wait_healthy()
+    system.relay("relay-1").start()
+    log = Log()
+    students = [f"S{i:04d}" for i in range(STUDENTS)]
+    for sid in students:
+        log.ordinary(sid)
+    store = PostgresEventStore(dsn)
+    store.append(log.events)
+    wait_for(lambda: _processed(dsn, "eligibility") == len(log.events), 120, interval=0.2,
+             what="the students applied")
+    before = len(log.events)
+    day = date(2026, 11, 12)
+    check = log.check("R-2026-11", "2026-11", day, closed=False)  # every student: a backlog
+    for sid in students:
+        log.passed(sid, check, day)
+    store.append(log.events[before:before + 1])
+    store.append(log.events[before + 1:])
+
+    def both_re_deriving() -> bool:
+        running = _count(dsn, "SELECT count(*) FROM eligibility_meta WHERE key = 'rederive_after'")
+        assert running, "the backlog ended before both instances took part: make it longer"
+        return all(_rederived(p) > 0 for p in procs)
+
+    wait_for(both_re_deriving, 120, interval=0.02, what="both instances re-deriving the backlog")
+    handled = [_handled(p, "eligibility") for p in procs]
+    procs[0].kill()  # mid-backlog (and maybe mid-batch)
+    wait_for(lambda: _processed(dsn, "eligibility") == len(log.events), 120, interval=0.2,
+             what="every event applied")
+    wait_for(lambda: _count(dsn, "SELECT count(*) FROM eligibility_meta WHERE key = 'rederive_after'") == 0,
+             120, interval=0.2, what="the backlog drained by the survivor")
+    assert all(h > 0 for h in handled), handled  # both applied per-student batches
+    assert _count(dsn, "SELECT count(*) FROM eligibility_backlog") == 0
+    status, body = http_json("GET", f"http://127.0.0.1:{procs[1].metrics_port}/health")
+    assert status == 200 and body["checks"]["progress rederive"] == "idle", body
+    assert metric_value(procs[1].metrics(), "aid_eligibility_rederive_backlog_students") == 0
+    with psycopg.connect(dsn) as conn:
+        live = {(sid, sem): st for sid, sem, st in audit.iter_statuses(conn)}
+        assert _count(dsn, "SELECT count(DISTINCT event_id) FROM processed_events"
+                           " WHERE consumer = 'eligibility'") == len(log.events)
+    assert live == replay(list(store.read_all()))
+    assert metric_value(procs[1].metrics(), "aid_dead_letters_total", service="eligibility") == 0
