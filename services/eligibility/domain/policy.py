@@ -67,13 +67,23 @@ class PolicyBook:
     def _starts(self) -> list[date]:
         return [p.effective_from for p in self.versions]
 
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Things derived from the book alone (the version in force on a day, a semester's
+        months): computed once per book, read by the rules for every student."""
+        return {}
+
     def policy_at(self, day: date) -> Policy:
         """The version in force on ``day`` (the latest ``effective_from`` on or before it)."""
+        found: Policy | None = self.memo.get(day)
+        if found is not None:
+            return found
         starts = self._starts
         index = bisect.bisect_right(starts, day) - 1
         if index < 0:
             raise PolicyError(f"no policy in force on {day.isoformat()} (first is {starts[0].isoformat()})")
-        return self.versions[index]
+        found = self.memo[day] = self.versions[index]
+        return found
 
 
 # --------------------------------------------------------------------------- validation

@@ -93,10 +93,11 @@ Decisions taken where the rules were ambiguous (each one has a test in ``tests/e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from contracts.calendar import parse_month
 from contracts.eligibility_status import SCHEMA_ID
@@ -122,7 +123,7 @@ from services.eligibility.domain.facts import (
     StudentFacts,
     captures_of,
 )
-from services.eligibility.domain.policy import GRANT_LEVELS, Policy, PolicyBook
+from services.eligibility.domain.policy import GRANT_LEVELS, Policy, PolicyBook, SeasonRules
 
 StudentStatus = dict[str, Any]
 """A status as the rules derive it: the JSON form of
@@ -134,6 +135,7 @@ UNFILED_REASONS = ("unfiled_internship", "internship_filed_late")
 # Precedence of withholding rules: the first one listed is the "reason" in summaries.
 GRANT_RULES = ("left_school", "roster_mismatch", "unfiled_internship", "no_hardship_determination",
                "placement_internship", "failed_check_month")
+_GRANT_ORDER = {rule: i for i, rule in enumerate(GRANT_RULES)}
 
 
 def month_after(month: str) -> str:
@@ -190,6 +192,7 @@ def _valid_semester(semester: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)
 def _start_month(semester: str, effective_month: str | None) -> str | None:
     """When a hardship determination or revocation takes effect (``YYYY-MM``): its
     ``effective_month`` when valid, else the first month of its ``effective_semester``
@@ -202,6 +205,46 @@ def _start_month(semester: str, effective_month: str | None) -> str | None:
         else:
             return effective_month
     return semester_start(semester) if _valid_semester(semester) else None
+
+
+class _SemesterPlan(NamedTuple):
+    """What a semester's status needs from the policy book alone, computed once per book."""
+
+    policy: Policy
+    rules: SeasonRules
+    aid_months: tuple[str, ...]
+    check_months: tuple[str, ...]
+    deadline_month: str
+    period: tuple[str, str]  # the first day of the first aid month, the last of the last (ISO)
+    withheld: tuple[tuple[str, tuple[int, ...]], ...]  # (check month, aid month numbers), sorted
+
+
+def _semester_plan(book: PolicyBook, semester: str) -> _SemesterPlan:
+    key = ("semester-plan", semester)
+    plan: _SemesterPlan | None = book.memo.get(key)
+    if plan is not None:
+        return plan
+    year, season = parse_semester(semester)
+    policy = book.policy_at(date(year, 9 if season == "autumn" else 3, 1))
+    rules = policy.seasons[season]
+
+    def month(m: int) -> str:
+        return month_of_semester(semester, m, rules.first_month)
+
+    aid_months = tuple(month(m) for m in rules.aid_months)
+    plan = _SemesterPlan(
+        policy, rules, aid_months, tuple(month(m) for m in rules.check_months),
+        month(rules.capture_deadline[0]),
+        (first_day(aid_months[0]).isoformat(), last_day(aid_months[-1]).isoformat()),
+        tuple((month(number), withheld) for number, withheld in sorted(rules.withheld_when_failed.items())),
+    )
+    book.memo[key] = plan
+    return plan
+
+
+def _check_result(check_id: str, kind: str, result: str, reason: str | None,
+                  event_ids: list[str]) -> dict[str, Any]:
+    return {"check_id": check_id, "kind": kind, "result": result, "reason": reason, "event_ids": event_ids}
 
 
 @dataclass(frozen=True)
@@ -239,6 +282,8 @@ class _Student:
         self.book = book
         school = self.reg.school_id if self.reg is not None else None
         self.checks = shared.checks_for(student_id, school) if self.in_system else []
+        self._checks_by_month: dict[str, list[CheckFact]] | None = None
+        self._hardship_memo: dict[str, dict[str, Any]] = {}
         leaving = self.facts.leaving
         self.left_on: date | None = None
         self.left_month: str | None = None
@@ -277,20 +322,12 @@ class _Student:
     # ------------------------------------------------------------------ one semester
 
     def semester_status(self, semester: str) -> StudentStatus:
-        year, season = parse_semester(semester)
-        policy = self.book.policy_at(date(year, 9 if season == "autumn" else 3, 1))
-        rules = policy.seasons[season]
-
-        def month(m: int) -> str:
-            return month_of_semester(semester, m, rules.first_month)
-
-        aid_months = [month(m) for m in rules.aid_months]
-        check_months = [month(m) for m in rules.check_months]
-        period = (first_day(aid_months[0]), last_day(aid_months[-1]))
+        plan = _semester_plan(self.book, semester)
+        policy, rules, aid_months = plan.policy, plan.rules, plan.aid_months
+        period = plan.period
         placements = self._placements(policy)
-        deadline_month, deadline_day = rules.capture_deadline
-        participation = self._participation(semester, month(deadline_month), deadline_day)
-        months = [self._month(m, participation, placements, policy) for m in check_months]
+        participation = self._participation(semester, plan.deadline_month, rules.capture_deadline[1])
+        months = [self._month(m, participation, placements, policy) for m in plan.check_months]
         hardship = self._hardship_at(aid_months[-1])
         roster = self._roster(semester)
 
@@ -302,8 +339,7 @@ class _Student:
 
         by_month = {m["month"]: m for m in months}
         grant = [
-            self._grant(aid, rules.withheld_when_failed, month, by_month, placements,
-                        self._hardship_at(aid), roster, suspension)
+            self._grant(aid, plan.withheld, by_month, placements, self._hardship_at(aid), roster, suspension)
             for aid in aid_months
         ]
         reg = self.reg
@@ -322,7 +358,7 @@ class _Student:
             "hardship": hardship,
             "roster": roster,
             "placements": [p.to_dict() for p in placements
-                           if p.starts_on <= period[1].isoformat() and p.ends_on >= period[0].isoformat()],
+                           if p.starts_on <= period[1] and p.ends_on >= period[0]],
             "suspension": suspension,
             "months": [{k: v for k, v in m.items() if k != "unfiled_internship"} for m in months],
             "grant": grant,
@@ -337,8 +373,13 @@ class _Student:
             return {"status": "not_registered", "deadline": None, "event_ids": []}
         if not self.reg.proposed_aid:
             return {"status": "not_proposed_for_aid", "deadline": None, "event_ids": [self.reg.eid]}
-        deadline = first_day(deadline_month).replace(day=deadline_dom)
-        cutoff = end_of_local_day(deadline)
+        memo = self.book.memo
+        key = ("deadline", deadline_month, deadline_dom)
+        found = memo.get(key)
+        if found is None:
+            day = first_day(deadline_month).replace(day=deadline_dom)
+            found = memo[key] = (day, end_of_local_day(day))
+        deadline, cutoff = found
         enrolments = sorted(self.facts.enrolments.values())
         permanent = [e for e in enrolments if e.mode in ("verified", "evidence_filed")]
         provisional = [e for e in enrolments if e.mode == "provisional" and e.semester == semester]
@@ -393,24 +434,24 @@ class _Student:
     # ------------------------------------------------------------------ §2/§3 checks
 
     def _check(self, check: CheckFact, placements: list[_Placement], policy: Policy) -> dict[str, Any]:
-        facts, cid = self.facts, check.check_id
+        facts, cid, kind = self.facts, check.check_id, check.kind
         day = local_date(check.opens_ts)
         eids = [check.eid]
-        result: dict[str, Any] = {"check_id": cid, "kind": check.kind}
         if self.left_on is not None and day > self.left_on:
             assert self.left_eid is not None
-            return {**result, "result": "left", "reason": None, "event_ids": _ids(eids, [self.left_eid])}
+            return _check_result(cid, kind, "left", None, _ids(eids, [self.left_eid]))
         for p in placements:
             if p.covers(day):
-                return {**result, "result": "placement", "reason": None, "event_ids": _ids(eids, p.eids)}
+                return _check_result(cid, kind, "placement", None, _ids(eids, p.eids))
         rules = self.book.policy_at(day)
         captures = [c for c in captures_of(facts.captures.get(cid))
                     if check.opens_ts <= c.ts <= check.closes_ts + rules.capture_grace_seconds]
         if captures:
-            return {**result, "result": "passed", "reason": None, "event_ids": _ids(eids, [captures[0].eid])}
+            first = captures[0].eid
+            return _check_result(cid, kind, "passed", None, sorted({check.eid, first}))
         forced = facts.forced.get(cid)
         if forced is not None:
-            return {**result, "result": "forced_pass", "reason": None, "event_ids": _ids(eids, [forced.eid])}
+            return _check_result(cid, kind, "forced_pass", None, sorted({check.eid, forced.eid}))
         failure = "no_capture"
         absence = facts.absences.get(cid)
         away = self._away(day)
@@ -420,8 +461,7 @@ class _Student:
             if absence is not None:
                 eids.append(absence.eid)
             if self._plan_in_time(plan, policy):
-                return {**result, "result": "excused", "reason": f"{plan.kind}_internship",
-                        "event_ids": _ids(eids)}
+                return _check_result(cid, kind, "excused", f"{plan.kind}_internship", _ids(eids))
             failure = "internship_filed_late"
         elif absence is not None:
             eids.append(absence.eid)
@@ -429,25 +469,24 @@ class _Student:
                 failure = "leave_in_targeted_check"
             elif absence.reason == "leave":
                 if absence.reported_ts <= check.opens_ts + rules.leave_report_within.total_seconds():
-                    return {**result, "result": "excused", "reason": "leave", "event_ids": _ids(eids)}
+                    return _check_result(cid, kind, "excused", "leave", _ids(eids))
                 failure = "leave_reported_late"
             else:
                 filed, plan_eids, late = self._internship_filed(absence.internship_starts_on,
                                                                 absence.internship_ends_on, day, policy)
                 eids.extend(plan_eids)
                 if filed:
-                    return {**result, "result": "excused", "reason": absence.reason, "event_ids": _ids(eids)}
+                    return _check_result(cid, kind, "excused", absence.reason, _ids(eids))
                 failure = late
         closing = self.shared.closings.get(cid)
         if closing is None:
-            return {**result, "result": "pending", "reason": failure, "event_ids": _ids(eids)}
+            return _check_result(cid, kind, "pending", failure, _ids(eids))
         awaiting = [s.eid for s in facts.submissions.values()
                     if s is not None and s.check_id == cid
                     and check.opens_ts <= s.captured_ts <= check.closes_ts + rules.capture_grace_seconds]
         if awaiting:
-            return {**result, "result": "pending", "reason": "verdict_pending",
-                    "event_ids": _ids(eids, awaiting, [closing.eid])}
-        return {**result, "result": "failed", "reason": failure, "event_ids": _ids(eids, [closing.eid])}
+            return _check_result(cid, kind, "pending", "verdict_pending", _ids(eids, awaiting, [closing.eid]))
+        return _check_result(cid, kind, "failed", failure, _ids(eids, [closing.eid]))
 
     def _away(self, day: date) -> tuple[str, Any] | None:
         """The internship plan the student was away on at ``day`` (departed on or before it, not
@@ -550,8 +589,14 @@ class _Student:
 
     def _month(self, month: str, participation: dict[str, Any], placements: list[_Placement],
                policy: Policy) -> dict[str, Any]:
-        in_month = sorted((c for c in self.checks if c.month == month),
-                          key=lambda c: (c.opens_ts, c.check_id))
+        by_month = self._checks_by_month
+        if by_month is None:
+            by_month = self._checks_by_month = {}
+            for c in self.checks:
+                by_month.setdefault(c.month, []).append(c)
+            for found in by_month.values():
+                found.sort(key=lambda c: (c.opens_ts, c.check_id))
+        in_month = by_month.get(month, [])
         routine = [self._check(c, placements, policy) for c in in_month if c.kind != "targeted"]
         targeted = [self._check(c, placements, policy) for c in in_month if c.kind == "targeted"]
         if self.left_month is not None and (self._left_before(month) or (
@@ -678,6 +723,12 @@ class _Student:
     def _hardship_at(self, month: str) -> dict[str, Any]:
         """The determination in force in ``month``: the one with the latest start on or before it
         (then the latest recorded), unless revoked from a month on or before it."""
+        found = self._hardship_memo.get(month)
+        if found is None:
+            found = self._hardship_memo[month] = self._hardship_in(month)
+        return {**found, "event_ids": list(found["event_ids"])}  # a copy: statuses share no list
+
+    def _hardship_in(self, month: str) -> dict[str, Any]:
         current = [(start, h.ts, h.eid, det_id, h)
                    for det_id, h in self.facts.hardship.items()
                    if (start := _start_month(h.semester, h.effective_month)) is not None and start <= month]
@@ -712,7 +763,7 @@ class _Student:
 
     # ------------------------------------------------------------------ §5 grant, waiver
 
-    def _grant(self, aid_month: str, table: Mapping[int, tuple[int, ...]], month: Callable[[int], str],
+    def _grant(self, aid_month: str, withheld_table: tuple[tuple[str, tuple[int, ...]], ...],
                by_month: dict[str, dict[str, Any]], placements: list[_Placement],
                hardship: dict[str, Any], roster: dict[str, Any],
                suspension: dict[str, Any] | None) -> dict[str, Any]:
@@ -732,10 +783,9 @@ class _Student:
             rules.append({"rule": "placement_internship", "month": None,
                           "event_ids": _ids(*(p.eids for p in touching))})
         aid_number = int(aid_month[5:])
-        for check_number, withheld in sorted(table.items()):
+        for check_month, withheld in withheld_table:
             if aid_number not in withheld:
                 continue
-            check_month = month(check_number)
             result = by_month.get(check_month)
             if result is None:
                 continue
@@ -746,7 +796,7 @@ class _Student:
             elif result["outcome"] in ("pending", "no_check"):
                 waits = "awaiting_check" if result["outcome"] == "no_check" else "check_pending"
                 pending.append({"rule": waits, "month": check_month, "event_ids": result["event_ids"]})
-        rules.sort(key=lambda r: GRANT_RULES.index(r["rule"]))
+        rules.sort(key=lambda r: _GRANT_ORDER[r["rule"]])
         if rules:
             decision, amount = "withheld", 0
         elif pending:
