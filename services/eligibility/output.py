@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from contracts.eligibility_status import EligibilityStatus, ReportHeader
 from services.eligibility.domain.policy import PolicyBook
@@ -48,7 +48,11 @@ class JsonWriter(_Writer, AbstractContextManager["JsonWriter"]):
         self.handle.write(head[:-1] + ', "statuses": [')
 
     def write(self, status: EligibilityStatus) -> None:
-        self.handle.write(("\n" if self.count == 0 else ",\n") + status.to_json())
+        self.write_text(status.to_json())
+
+    def write_text(self, text: str) -> None:
+        """One status already rendered (:meth:`EligibilityStatus.to_json`)."""
+        self.handle.write(("\n" if self.count == 0 else ",\n") + text)
         self.count += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -99,7 +103,10 @@ class CsvWriter(_Writer, AbstractContextManager["CsvWriter"]):
         self.writer.writeheader()
 
     def write(self, status: EligibilityStatus) -> None:
-        row = csv_row(status)
+        self.write_row(csv_row(status))
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        """One status's :func:`csv_row`."""
         self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
     def __exit__(self, *exc: object) -> None:
@@ -115,6 +122,42 @@ def write_statuses(derived: Iterable[StudentStatus], writers: Sequence[JsonWrite
             model = EligibilityStatus.from_dict(status)
             for writer in writers:
                 writer.write(model)
+            count += 1
+    finally:
+        for writer in writers:
+            writer.__exit__(None, None, None)
+    return count
+
+
+class Rendered(NamedTuple):
+    """A status built through the model and rendered where it was derived (a replay worker), so
+    that the process writing the report only writes text: its JSON and, if wanted, its CSV row."""
+
+    student_id: str
+    json: str
+    csv: dict[str, Any] | None
+
+
+def render(status: StudentStatus, csv_too: bool = False) -> Rendered:
+    """:func:`write_statuses`' work for one status, done ahead (the model refuses what it does not
+    describe, as there)."""
+    model = EligibilityStatus.from_dict(status)
+    return Rendered(model.student_id, model.to_json(), csv_row(model) if csv_too else None)
+
+
+def write_rendered(rendered: Iterable[Rendered], writers: Sequence[JsonWriter | CsvWriter]) -> int:
+    """:func:`write_statuses` for statuses rendered ahead (:func:`render`, with ``csv_too`` when a
+    CSV writer is among ``writers``); closes the writers. Returns the number of statuses."""
+    count = 0
+    try:
+        for item in rendered:
+            for writer in writers:
+                if isinstance(writer, JsonWriter):
+                    writer.write_text(item.json)
+                else:
+                    if item.csv is None:
+                        raise ValueError("status rendered without its CSV row")
+                    writer.write_row(item.csv)
             count += 1
     finally:
         for writer in writers:

@@ -43,7 +43,14 @@ from services.eligibility.logsource import (
     open_source,
     partition_of,
 )
-from services.eligibility.output import CsvWriter, JsonWriter, write_statuses
+from services.eligibility.output import (
+    CsvWriter,
+    JsonWriter,
+    Rendered,
+    render,
+    write_rendered,
+    write_statuses,
+)
 from services.eligibility.policyfile import load_policy_book
 
 
@@ -246,17 +253,19 @@ def _partition_statuses(dsn: str, book: PolicyBook, filters: Filters, part: int,
 
 
 def _worker(dsn: str, book: PolicyBook, filters: Filters, part: int, parts: int, as_of: datetime | None,
-            until_position: int | None, low_memory: bool, out: Any) -> None:
-    """A worker process: its partition's statuses to ``out`` in batches; ``("done", n)`` at the
+            until_position: int | None, low_memory: bool, rendering: str | None, out: Any) -> None:
+    """A worker process: its partition's statuses to ``out`` in batches (rendered with
+    :func:`.output.render` when ``rendering`` is ``json`` or ``json+csv``); ``("done", n)`` at the
     end, ``("error", message)`` on failure (the message names no payload)."""
     try:
-        batch: list[StudentStatus] = []
+        batch: list[StudentStatus | Rendered] = []
         events = 0
+        csv_too = rendering == "json+csv"
         for status, folded in _partition_statuses(dsn, book, filters, part, parts, as_of, until_position,
                                                   low_memory):
             events += folded
             if status is not None:
-                batch.append(status)
+                batch.append(status if rendering is None else render(status, csv_too))
             if len(batch) >= BATCH or status is None:
                 out.put(("batch", batch, events))
                 batch, events = [], 0
@@ -265,7 +274,7 @@ def _worker(dsn: str, book: PolicyBook, filters: Filters, part: int, parts: int,
         out.put(("error", f"{type(exc).__name__}: {exc}", 0))
 
 
-def _drain(inbox: Any, process: Any, progress: Progress | None) -> Iterator[StudentStatus]:
+def _drain(inbox: Any, process: Any, progress: Progress | None) -> Iterator[Any]:
     while True:
         try:
             kind, body, events = inbox.get(timeout=1.0)
@@ -287,11 +296,15 @@ def _student_key(status: StudentStatus) -> str:
     return str(status["student_id"])
 
 
+def _rendered_key(item: Rendered) -> str:
+    return item.student_id
+
+
 def replay_parallel(dsn: str, book: PolicyBook, filters: Filters | None = None, *, workers: int = 2,
                     as_of: datetime | None = None, until_position: int | None = None,
                     low_memory: bool = True, progress: Progress | None = None) -> Iterator[StudentStatus]:
     """The same statuses as :func:`replay` over PostgreSQL, in the same order, from ``workers``
-    processes (both cores).
+    processes (both cores). :func:`replay_rendered` gives them rendered for the writers.
 
     Students are split by a stable hash of their id (:func:`.logsource.partition_of`); each worker
     reads the shared facts whole and its own students' events straight from the database (no
@@ -300,19 +313,36 @@ def replay_parallel(dsn: str, book: PolicyBook, filters: Filters | None = None, 
     ``low_memory`` (default) each worker reads its students ordered by student and forgets each
     one once derived: memory stays flat whatever the length of the log.
     """
-    filters = filters or Filters()
+    return _run_workers(dsn, book, filters or Filters(), workers, as_of, until_position, low_memory, None,
+                        progress)
+
+
+def replay_rendered(dsn: str, book: PolicyBook, filters: Filters | None = None, *, workers: int = 2,
+                    as_of: datetime | None = None, until_position: int | None = None,
+                    low_memory: bool = True, csv_too: bool = False,
+                    progress: Progress | None = None) -> Iterator[Rendered]:
+    """:func:`replay_parallel`, each status built through the model and rendered (JSON, and the
+    CSV row with ``csv_too``) by the worker that derived it (:func:`.output.render`): the process
+    writing the report only writes text (:func:`.output.write_rendered`)."""
+    return _run_workers(dsn, book, filters or Filters(), workers, as_of, until_position, low_memory,
+                        "json+csv" if csv_too else "json", progress)
+
+
+def _run_workers(dsn: str, book: PolicyBook, filters: Filters, workers: int, as_of: datetime | None,
+                 until_position: int | None, low_memory: bool, rendering: str | None,
+                 progress: Progress | None) -> Iterator[Any]:
     context = multiprocessing.get_context("spawn")
     inboxes = [context.Queue(maxsize=QUEUE_BATCHES) for _ in range(workers)]
     processes = [context.Process(target=_worker, name=f"replay-{k + 1}/{workers}", daemon=True,
                                  args=(dsn, book, filters, k, workers, as_of, until_position, low_memory,
-                                       inboxes[k]))
+                                       rendering, inboxes[k]))
                  for k in range(workers)]
     for process in processes:
         process.start()
     try:
         streams = [_drain(inbox, process, progress)
                    for inbox, process in zip(inboxes, processes, strict=True)]
-        yield from heapq.merge(*streams, key=_student_key)
+        yield from heapq.merge(*streams, key=_student_key if rendering is None else _rendered_key)
         for process in processes:
             process.join()
     finally:
@@ -374,9 +404,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.source != "postgres":
                 print("replay: error: --workers needs --source postgres", file=sys.stderr)
                 return 2
-            derived = replay_parallel(dsn, book, filters, workers=args.workers, as_of=args.as_of,
-                                      low_memory=args.low_memory, progress=progress)
-        elif args.low_memory:
+            rendered = replay_rendered(dsn, book, filters, workers=args.workers, as_of=args.as_of,
+                                       low_memory=args.low_memory, csv_too=bool(args.out_csv),
+                                       progress=progress)
+            count = write_rendered(rendered, _writers(args, book))
+            if progress is not None:
+                progress.report(f"{count:,} statuses written")
+            return 0
+        if args.low_memory:
             if args.source != "postgres":
                 print("replay: error: --low-memory needs --source postgres", file=sys.stderr)
                 return 2
@@ -394,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(derived: Iterator[StudentStatus], args: argparse.Namespace, book: PolicyBook) -> int:
+    return write_statuses(derived, _writers(args, book))
+
+
+def _writers(args: argparse.Namespace, book: PolicyBook) -> list[JsonWriter | CsvWriter]:
     header = ReportHeader(
         schema=SCHEMA_ID, generated_at=datetime.now(SHANGHAI).isoformat(timespec="seconds"),
         as_of=args.as_of.isoformat() if args.as_of else None, source=args.source,
@@ -406,7 +445,7 @@ def _write(derived: Iterator[StudentStatus], args: argparse.Namespace, book: Pol
         writers.append(JsonWriter(json_path, header=header))
     if args.out_csv:
         writers.append(CsvWriter(args.out_csv, book))
-    return write_statuses(derived, writers)
+    return writers
 
 
 def _verify(args: argparse.Namespace, dsn: str, book: PolicyBook) -> int:
