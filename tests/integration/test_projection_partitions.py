@@ -233,3 +233,30 @@ def test_a_roster_in_several_parts_re_derives_each_student_once_after_the_last_p
     # everyone (also the student known only from the roster) once, after the last part
     assert derived == Counter({sid: 1 for sid in [*students, "S-ONLY-ON-ROSTER"]})
     assert _rows(dsn) == replay(log.events)
+
+
+def test_the_stored_count_contributions_equal_what_sql_derives_from_the_statuses(dsn: str) -> None:
+    """``writer.contrib`` (what the count triggers read, migrations/0104) against ``eligibility_contrib``
+    (0102, from the status jsonb) on every row of a varied history, and the counts against a scan."""
+    from tests.eligibility.test_elig_projection_pg import _history
+
+    log = _history()
+    for sid in ("S1", "S2", "S3"):
+        log.appeal(sid, "2026-12", "2026-12-20", decision="rejected")
+    live = Projection(defer_everyone=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for start in range(0, len(log.events), 5):
+            live.apply_events(conn, log.events[start:start + 5])
+        _drain(conn, live, 3)
+        rows = conn.execute(
+            "SELECT s.student_id, s.semester, s.contrib,"
+            " array(SELECT c.month || chr(31) || c.metric || chr(31) || c.v FROM eligibility_contrib(s.status) c)"
+            " FROM eligibility_status s").fetchall()
+        for month in ("2026-10", "2026-11", "2026-12"):
+            assert queries.province_summary(conn, month) == queries.province_summary_scan(conn, month)
+    assert rows and all(stored is not None for _, _, stored, _ in rows)
+    metrics = set()
+    for _, _, stored, derived in rows:
+        assert Counter(stored.split("\x1e")) == Counter(derived)
+        metrics |= {entry.split("\x1f")[1] for entry in derived}
+    assert {"students", "checked", "passed", "failed", "grant_granted", "grant_withheld"} <= metrics, metrics
