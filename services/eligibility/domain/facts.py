@@ -301,9 +301,8 @@ class StudentFacts:
         if self.registration is not None:
             out["registration"] = list(self.registration)
             out["first_registered_ts"] = self.first_registered_ts
-        for name in ("enrolments", "absences", "forced", "resolutions", "plans",
-                     "placements", "hardship", "revocations", "departures", "returns"):
-            table: dict[str, tuple[Any, ...]] = getattr(self, name)
+        for name in _PLAIN_TABLES:
+            table: Mapping[str, tuple[Any, ...]] = getattr(self, name)
             if table:
                 out[name] = {k: list(v) for k, v in table.items()}
         if self.leaving is not None:
@@ -325,26 +324,40 @@ class StudentFacts:
         if "registration" in data:
             f.registration = Registration(*data["registration"])
             f.first_registered_ts = data["first_registered_ts"]
-        records: dict[str, Callable[..., Any]] = {
-            "enrolments": Enrolment, "absences": Absence, "forced": Capture,
-            "resolutions": Resolution, "plans": Plan, "placements": Placement, "hardship": Hardship,
-            "revocations": Revocation, "departures": Movement, "returns": Movement,
-        }
-        for name, make in records.items():
-            for k, v in data.get(name, {}).items():
-                key = sys.intern(k) if name in ("absences", "forced") else k
-                _own(f, name)[key] = make(*v)
-        for k, v in data.get("captures", {}).items():
-            captures = Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
-            _own(f, "captures")[sys.intern(k)] = captures
-        if data.get("leaving") is not None:
+        get = data.get
+        intern = sys.intern
+        for name, make, interned in _TABLE_RECORDS:
+            rows = get(name)
+            if rows:
+                setattr(f, name, {intern(k): make(*v) for k, v in rows.items()} if interned
+                        else {k: make(*v) for k, v in rows.items()})
+        rows = get("captures")
+        if rows:
+            f.captures = {intern(k): Capture(*v[0]) if len(v) == 1 else tuple(Capture(*c) for c in v)
+                          for k, v in rows.items()}
+        if get("leaving") is not None:
             f.leaving = Leaving(*data["leaving"])
-        for k, v in data.get("submissions", {}).items():
-            _own(f, "submissions")[k] = None if v is None else Submission(*v)
-        for k, v in data.get("placement_changes", {}).items():
-            changes = tuple((a, b) for a, b in v[3])
-            _own(f, "placement_changes")[k] = PlacementChange(v[0], v[1], v[2], changes)
+        rows = get("submissions")
+        if rows:
+            f.submissions = {k: None if v is None else Submission(*v) for k, v in rows.items()}
+        rows = get("placement_changes")
+        if rows:
+            f.placement_changes = {k: PlacementChange(v[0], v[1], v[2], tuple((a, b) for a, b in v[3]))
+                                   for k, v in rows.items()}
         return f
+
+
+_PLAIN_TABLES = ("enrolments", "absences", "forced", "resolutions", "plans", "placements", "hardship",
+                 "revocations", "departures", "returns")
+"""The tables of :class:`StudentFacts` stored as ``{key: record as a list}``."""
+
+_TABLE_RECORDS: tuple[tuple[str, Callable[..., Any], bool], ...] = (
+    ("enrolments", Enrolment, False), ("absences", Absence, True), ("forced", Capture, True),
+    ("resolutions", Resolution, False), ("plans", Plan, False), ("placements", Placement, False),
+    ("hardship", Hardship, False), ("revocations", Revocation, False), ("departures", Movement, False),
+    ("returns", Movement, False),
+)
+"""Each plain table, the record it holds, and whether its keys (check ids) are interned."""
 
 
 class SharedFacts:
