@@ -6,10 +6,11 @@ no database driver itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from services.facematch.gallery import GalleryRepository
 from services.facematch.templates import Template, TemplateRepository, open_template, seal_template
 
 # updated_at is the time of the write itself (not of the transaction's start): writers hold the
@@ -23,7 +24,12 @@ _UPSERT = (
 )
 
 
-class PostgresTemplateRepository(TemplateRepository):
+# a row's version for the gallery cache (gallery.py): the id of the transaction that wrote it
+# (changes with every write of the row) and the write's time
+_VERSION = "xmin::text || '/' || updated_at::text"
+
+
+class PostgresTemplateRepository(TemplateRepository, GalleryRepository):
     """Works inside the caller's connection/transaction, so a template is stored in the same
     transaction as the event that reports it."""
 
@@ -51,6 +57,21 @@ class PostgresTemplateRepository(TemplateRepository):
             (school_id,),
         ).fetchall()
         return [open_template(self.key, bytes(r[1]), r[0]) for r in rows]
+
+    def school_versions(self, school_id: str) -> list[tuple[str, str]]:
+        rows = self.conn.execute(
+            f"SELECT student_id, {_VERSION} FROM face_templates WHERE school_id = %s ORDER BY student_id",
+            (school_id,),
+        ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def open_versions(self, student_ids: Sequence[str]) -> list[tuple[str, str, str, Template]]:
+        rows = self.conn.execute(
+            f"SELECT student_id, school_id, {_VERSION}, sealed FROM face_templates"
+            " WHERE student_id = ANY(%s)",
+            (list(student_ids),),
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), open_template(self.key, bytes(r[3]), r[0])) for r in rows]
 
     def count(self) -> int:
         """How many templates are stored (any model version)."""

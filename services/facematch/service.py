@@ -40,6 +40,7 @@ from contracts import Actor, build_envelope  # noqa: E402
 from contracts.envelope import Envelope  # noqa: E402
 from services.facematch.calibration import MODEL_VERSION, LivenessPolicy  # noqa: E402
 from services.facematch.engine import Outcome  # noqa: E402
+from services.facematch.gallery import SchoolGalleries  # noqa: E402
 from services.facematch.index import Hit  # noqa: E402
 from services.facematch.province import ProvinceTemplates  # noqa: E402
 from services.facematch.reasons import Code  # noqa: E402
@@ -57,6 +58,8 @@ SETTINGS = config.load()
 #: the province's templates, searched 1:N for every new capture (loaded on first use; province.py)
 PROVINCE = ProvinceTemplates(MODEL_VERSION)
 PROVINCE_LOCK = "face-province"
+#: each school's templates for the proxy search of a spot check, opened once per row version
+GALLERIES = SchoolGalleries()
 ACTOR = Actor(kind="service", id="facematch")
 VERIFICATIONS = observability.Counter("aid_facematch_verifications_total", "Captures matched", ["outcome"])
 log = logging.getLogger("aid.facematch")
@@ -147,7 +150,7 @@ class FacematchService(EdgeService):
             with self.store.pool.connection() as conn:
                 repo = PostgresTemplateRepository(conn, SETTINGS.secret_key)
                 template = repo.get(capture["student_id"])
-                school = [] if enrolment else repo.list_by_school(capture["school_id"])
+                school = [] if enrolment else GALLERIES.school(repo, capture["school_id"])
                 if enrolment:
                     PROVINCE.refresh(repo, pause=eventlet.sleep)
             if enrolment:
