@@ -28,7 +28,11 @@ import itertools
 import json
 import os
 import platform
+import resource
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -56,15 +60,35 @@ def offset(when: datetime) -> str:
     return str((when - datetime.now(UTC)).total_seconds())
 
 
-def shrink(data: bytes, max_side: int) -> bytes:
-    """The photo as a terminal camera frame: at most ``max_side`` pixels a side (JPEG 90)."""
+#: what the console's kiosk asks of the camera (console/static/kiosk.js: getUserMedia 640 x 480,
+#: each frame a JPEG at quality 0.9)
+KIOSK_FRAME = (640, 480)
+
+
+def frame_box(text: str) -> tuple[int, int]:
+    """``640x480`` -> (640, 480); ``1280`` -> (1280, 1280) (at most 1280 pixels a side)."""
+    width, _, height = text.lower().partition("x")
+    try:
+        box = (int(width), int(height or width))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: WIDTHxHEIGHT or a number of pixels") from None
+    if min(box) < 48:
+        raise argparse.ArgumentTypeError(f"{text!r}: too small for a camera frame")
+    return box
+
+
+def shrink(data: bytes, box: tuple[int, int] | int) -> bytes:
+    """The photo as a terminal camera frame: fitted inside ``box`` (width, height; a number: that
+    many pixels a side), aspect kept, JPEG quality 90 like the kiosk's canvas; a photo that fits
+    already is sent as it is."""
     from PIL import Image, ImageOps
 
+    width, height = (box, box) if isinstance(box, int) else box
     with Image.open(io.BytesIO(data)) as image:
         upright = (ImageOps.exif_transpose(image) or image).convert("RGB")
-        if max(upright.size) <= max_side:
+        if upright.size[0] <= width and upright.size[1] <= height:
             return data
-        upright.thumbnail((max_side, max_side))
+        upright.thumbnail((width, height))
         out = io.BytesIO()
         upright.save(out, "JPEG", quality=90)
         return out.getvalue()
@@ -106,8 +130,33 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
 
 
-def cpu_snapshot(procs: dict[str, Proc]) -> dict[str, float]:
+def server_pids(database_url: str) -> dict[str, list[int]]:
+    """The PostgreSQL backends serving this run's database (the services' pooled connections),
+    and RabbitMQ's Erlang VM (which serves every vhost of the machine: the other sessions too)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        backends = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname ="
+                                                    " current_database() AND pid <> pg_backend_pid()")]
+    beam = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" ", 2)[1] == "(beam.smp)":
+                beam.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return {"postgres (this database's backends)": backends, "rabbitmq (whole broker, shared)": beam}
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process (the benchmark's terminals, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_snapshot(procs: dict[str, Proc], servers: dict[str, list[int]]) -> dict[str, float]:
     snap = {name: proc_cpu_seconds(proc.popen.pid) for name, proc in procs.items() if proc.popen}
+    for name, pids in servers.items():
+        snap[f"[{name}]"] = sum(c for c in map(proc_cpu_seconds, pids) if c == c)
+    snap["{bench client}"] = own_cpu_seconds()
     snap["(machine busy)"], snap["(machine total)"] = machine_cpu_seconds()
     return snap
 
@@ -168,7 +217,8 @@ def start_system(system: System, instances: int) -> dict[str, Proc]:
     return procs
 
 
-def setup(client: AidClient, terminals: int, max_side: int) -> tuple[list[str], dict[str, list[bytes]], str]:
+def setup(client: AidClient, terminals: int,
+          frame: tuple[int, int]) -> tuple[list[str], dict[str, list[bytes]], str]:
     """School, terminals, one student per face, enrolled; the check; each student's burst."""
     client.register_school(SCHOOL, "负载测试职业学校", "驻马店市", "驿城区")
     names = [f"T{n:03d}" for n in range(1, terminals + 1)]
@@ -180,8 +230,8 @@ def setup(client: AidClient, terminals: int, max_side: int) -> tuple[list[str], 
     for n, person in enumerate(faces.PEOPLE, start=1):
         student = f"L{n:04d}"
         client.register_student(student_body(student, 500 + n, SCHOOL))
-        frames = [shrink(f, max_side) for f in faces.burst(person)]
-        answer = client.enrol(names[0], student, frames, shrink(faces.id_photo(person), max_side))
+        frames = [shrink(f, frame) for f in faces.burst(person)]
+        answer = client.enrol(names[0], student, frames, shrink(faces.id_photo(person), frame))
         verdict = client.wait_verdict(answer["capture_id"], 120, terminal_id=names[0])
         if verdict["status"] != "verified":
             raise SystemExit(f"enrolment of {student} ({person.folder}) failed: {verdict['reasons']}")
@@ -193,6 +243,26 @@ def setup(client: AidClient, terminals: int, max_side: int) -> tuple[list[str], 
         time.sleep(0.5)
     check = client.open_check("2026-10-22T10:00:00+08:00", "2026-10-22T15:00:00+08:00", [SCHOOL])
     return names, bursts, str(check["check_id"])
+
+
+def pad_school(database_url: str, templates: int) -> None:
+    """More enrolled students at the school: ``templates`` synthetic face templates (random unit
+    vectors, far from every real face), written as facematch writes them, so that each check-in's
+    proxy search runs over a school of realistic size."""
+    import numpy as np
+
+    from backbone.config import DEV_SECRET
+    from services.facematch.calibration import MODEL_VERSION
+    from services.facematch.repository import PostgresTemplateRepository
+    from services.facematch.templates import Template
+
+    rng = np.random.default_rng(0)
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        repo = PostgresTemplateRepository(conn, bytes.fromhex(DEV_SECRET))
+        for n in range(templates):
+            vector = rng.standard_normal(128)
+            repo.put(Template(f"G{n:06d}", SCHOOL, MODEL_VERSION, vector / np.linalg.norm(vector), now))
 
 
 class Run:
@@ -291,6 +361,23 @@ def facematch_seconds(procs: dict[str, Proc]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def start_py_spy(out: Path, procs: dict[str, Proc], seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each service process (without pausing it) for ``seconds``."""
+    spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--py-spy: py-spy is not on PATH (pip install py-spy, or set PY_SPY)")
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "--nonblocking", "--format", "raw", "--rate", "100",
+                              "--duration", str(max(1, int(seconds))), "--pid", str(proc.popen.pid),
+                              "--output", str(out / f"{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, proc in procs.items() if proc.popen]
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the services are stopped and the database and vhost dropped on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -299,14 +386,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of submitting")
     parser.add_argument("--terminals", type=int, default=16)
     parser.add_argument("--facematch", type=int, default=2, help="facematch instances (default 2)")
-    parser.add_argument("--max-side", type=int, default=1280,
-                        help="frames are shrunk to at most this many pixels a side (a terminal camera)")
+    parser.add_argument("--frame", type=frame_box, default=KIOSK_FRAME, metavar="WxH",
+                        help="each photo is fitted inside a camera frame of this size (default 640x480,"
+                             " what the kiosk asks of its camera); a number N: at most N pixels a side")
+    parser.add_argument("--school-size", type=int, default=0, metavar="N",
+                        help="add N synthetic enrolled templates to the school (the proxy search's gallery)")
     parser.add_argument("--drain", type=float, default=300.0, help="seconds to wait for the last verdicts")
     parser.add_argument("--engine-rounds", type=int, default=3,
                         help="after the run, time facematch's engine alone on the bursts this many rounds")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="sample every service process with py-spy (on PATH or $PY_SPY) while the"
+                             " captures are submitted; collapsed stacks to DIR/<process>.txt")
     args = parser.parse_args(argv)
 
+    signal.signal(signal.SIGTERM, _interrupted)  # a run in the background (SIGINT ignored) can be stopped
     load_before = os.getloadavg()
     with throwaway_database("aid_load") as db, throwaway_vhost() as vhost, \
             tempfile.TemporaryDirectory(prefix="aid-load-") as tmp:
@@ -314,14 +408,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             procs = start_system(system, args.facematch)
             client = sim_client(system, procs, Path(tmp) / "sim", timeout=60)
-            terminals, bursts, check_id = setup(client, args.terminals, args.max_side)
+            terminals, bursts, check_id = setup(client, args.terminals, args.frame)
+            if args.school_size:
+                pad_school(system.database_url, args.school_size)
             for student in sorted(bursts)[:4]:  # warm-up: every instance has run its models
                 submit(client, Run(), terminals[0], check_id, student, bursts[student], wait=True)
             before = facematch_seconds(procs)
-            cpu_before = cpu_snapshot(system.procs)
+            servers = server_pids(system.database_url)
+            cpu_before = cpu_snapshot(system.procs, servers)
             sampler = LoadSampler()
             sampler.start()
+            spies = start_py_spy(args.py_spy, procs, args.duration) if args.py_spy else []
             run, t0, end = drive(client, args, terminals, bursts, check_id)
+            for spy in spies:
+                spy.wait(timeout=60)
             submitted_by = time.time()
             deadline = time.monotonic() + args.drain
             found = verdicts(system.database_url)
@@ -330,11 +430,12 @@ def main(argv: list[str] | None = None) -> int:
                 found = verdicts(system.database_url)
             sampler.stop.set()
             after = facematch_seconds(procs)
-            cpu_after = cpu_snapshot(system.procs)
+            cpu_after = cpu_snapshot(system.procs, servers)
         finally:
             system.stop_all()
 
-    cpu_used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after if not name.startswith("(")}
+    cpu_all = {name: cpu_after[name] - cpu_before[name] for name in cpu_after if not name.startswith("(")}
+    cpu_used = {name: used for name, used in cpu_all.items() if name[0] not in "[{"}
     busy = cpu_after["(machine busy)"] - cpu_before["(machine busy)"]
     total = max(1e-9, cpu_after["(machine total)"] - cpu_before["(machine total)"])
     engine = engine_cost(bursts, args.engine_rounds) if args.engine_rounds else None
@@ -352,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "mode": args.mode, "rate": args.rate if args.mode == "open" else None,
         "terminals": args.terminals, "facematch_instances": args.facematch, "duration_s": args.duration,
-        "max_side": args.max_side, "frames_per_capture": 3, "students": len(bursts),
+        "frame": "x".join(map(str, args.frame)), "frames_per_capture": 3, "students": len(bursts),
+        "school_templates": len(bursts) + args.school_size,
         "accepted": len(run.accepted), "refused": run.errors,
         "offered_per_s": round(len(run.accepted) / args.duration, 2),
         "verdicts_per_s_in_window": round(len(in_window) / args.duration, 2),
@@ -367,8 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         "missing_verdicts": len(missing), "duplicate_verdicts": len(duplicated),
         "drained_after_s": round(max(0.0, last - submitted_by), 1),
         "facematch": {name: {"captures": int(n), "mean_s": round(mean, 3)} for name, (n, mean) in fm.items()},
+        # the services' processes; then the servers and the benchmark's own terminals (this process)
         "cpu_ms_per_capture": {name: round(1000 * used / max(1, len(run.accepted)), 1)
-                               for name, used in cpu_used.items()},
+                               for name, used in cpu_all.items()},
+        "cpu_ms_per_capture_services": round(1000 * sum(cpu_used.values()) / max(1, len(run.accepted)), 1),
         "cpu_share": {"machine_busy": round(busy / total, 3),
                       "these_processes": round(sum(cpu_used.values()) / total, 3)},
         "engine_alone": engine,
