@@ -112,6 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="also decide bursts of N photos of one person (best frame, fused, min, median)",
     )
+    evaluate.add_argument(
+        "--camera",
+        type=_camera_box,
+        default=None,
+        metavar="WxH",
+        help="first fit each photo inside a camera frame of this size, JPEG 90 (the kiosk: 640x480)",
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -178,6 +185,17 @@ class _Curve:
     threshold: float
 
 
+def _camera_box(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    try:
+        box = (int(width), int(height))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: WIDTHxHEIGHT, e.g. 640x480") from None
+    if min(box) < 48:
+        raise argparse.ArgumentTypeError(f"{text!r}: too small for a camera frame")
+    return box
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from services.facematch import evaluation as ev
     from services.facematch.decode import decode_image
@@ -221,6 +239,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     for index, image in enumerate(images, 1):
         _progress(f"[{index}/{len(images)}] {image.name}")
         data = _read(image.path)
+        if args.camera is not None:
+            data = ev.camera_frame(data, *args.camera)
         try:
             analysis = engine.analyse(data)
         except FaceError as error:

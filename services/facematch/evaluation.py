@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageOps
 
 from services.facematch.detection import FaceBox
 from services.facematch.geometry import face_crop
@@ -328,3 +328,17 @@ def simulated_id_card(image: NDArray[np.uint8], face: FaceBox, quality: int = 75
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(card)).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def camera_frame(data: bytes, width: int, height: int, quality: int = 90) -> bytes:
+    """A photo as a terminal camera would send it: fitted inside width x height (aspect kept) and
+    encoded as JPEG at `quality` (the kiosk: 640 x 480, canvas JPEG 0.9); a photo that fits
+    already is returned as it is."""
+    with Image.open(io.BytesIO(data)) as image:
+        upright = (ImageOps.exif_transpose(image) or image).convert("RGB")
+        if upright.size[0] <= width and upright.size[1] <= height:
+            return data
+        upright.thumbnail((width, height))
+        out = io.BytesIO()
+        upright.save(out, "JPEG", quality=quality)
+        return out.getvalue()
