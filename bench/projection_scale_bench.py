@@ -10,7 +10,18 @@ COPY), then measures:
 - the province, a city's, a county's and a school's summary of a month from ``eligibility_counts``
   (median of 20) and from a scan of the status rows (``province_summary_scan``, once);
 - ``Projection.apply_events`` for per-student events (absences) one per transaction and in batches
-  of 50 and 500: events per second.
+  of 50 and 500: events per second;
+- parallel writers (the partitioned locks): per-student batches of 500 (``--events``) and, after a
+  province-wide CheckOpened, backlog steps of 250 (``--rederive`` students) with 1 and with 2 writer
+  processes at once: units per second (wall) and the writers' CPU ms per unit.
+
+``--name NAME --keep-db --build-only`` builds a projection to keep; ``--db NAME --skip-single`` then measures
+only the parallel writers on it:
+
+    .venv/bin/python bench/projection_scale_bench.py --students 200000 --schools 1000 \
+        --name elig_200k --keep-db --build-only
+    .venv/bin/python bench/projection_scale_bench.py --db elig_200k --students 200000 --schools 1000 \
+        --skip-single --events 6000 --rederive 6000
 
 Prints one JSON document.
 """
@@ -115,6 +126,110 @@ def apply_rates(dsn: str, generator: Generator) -> dict[str, Any]:
     return out
 
 
+def _absences(generator: Generator, seed: int, count: int) -> list[Any]:
+    from contracts.envelope import Actor
+    from contracts.events import AbsenceMarked
+    from contracts.registry import build_envelope
+
+    actor = Actor(kind="system", id="bench")
+    rng = random.Random(seed)
+    day = CHECK_DAYS[3]
+    out = []
+    for _ in range(count):
+        i = rng.randrange(generator.n)
+        out.append(build_envelope(AbsenceMarked(check_id=f"R-{day.isoformat()}", student_id=generator.sid(i),
+                                                school_id=generator.school(i), reason="leave",
+                                                reported_at=Generator._at(day, 10, 30).isoformat()),
+                                  stream=f"absence-{i}", actor=actor, occurred_at=Generator._at(day, 10, 31)))
+    return out
+
+
+def _writer(dsn: str, generator: Generator, kind: str, seed: int, amount: int, size: int,
+            ready: Any, go: Any, results: Any) -> None:
+    """One writer process: per-student batches (``kind`` "apply": ``amount`` events in batches of ``size``)
+    or backlog steps (``kind`` "rederive": until ``amount`` students, steps of ``size``)."""
+    import psycopg
+
+    from services.eligibility.projection.writer import Projection
+
+    live = Projection(defer_everyone=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        live.apply_events(conn, _absences(generator, seed + 1000, 1))  # loads the shared facts
+        work = _absences(generator, seed, amount) if kind == "apply" else []
+        ready.put(seed)
+        go.wait()
+        cpu, wall, done = time.process_time(), time.perf_counter(), 0
+        if kind == "apply":
+            for i in range(0, amount, size):
+                live.apply_events(conn, work[i:i + size])
+            done = amount
+        else:
+            while done < amount:
+                n = live.rederive_step(conn, size)
+                if n <= 0:
+                    break
+                done += n
+        results.put((done, time.perf_counter() - wall, time.process_time() - cpu))
+
+
+def parallel_rates(dsn: str, generator: Generator, *, events: int, students: int) -> dict[str, Any]:
+    """Per-student batches of 500 and backlog steps of 250 with 1 and 2 writer processes at once (each its
+    own Projection and connection, as two service instances): units per second (wall, all writers
+    together) and the writers' CPU ms per unit (their process time, PostgreSQL's not included)."""
+    import multiprocessing
+    import os
+
+    import psycopg
+
+    from contracts.envelope import Actor
+    from contracts.events import CheckOpened
+    from contracts.registry import build_envelope
+    from services.eligibility.projection.writer import Projection
+
+    ctx = multiprocessing.get_context("fork")
+    out: dict[str, Any] = {}
+
+    def run(kind: str, writers: int, amount: int, size: int) -> dict[str, float]:
+        ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+        procs = [ctx.Process(target=_writer, args=(dsn, generator, kind, 100 * w + len(out),
+                                                   amount // writers, size, ready, go, results))
+                 for w in range(writers)]
+        for proc in procs:
+            proc.start()
+        for _ in procs:
+            ready.get()
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        go.set()
+        got = [results.get() for _ in procs]
+        wall = time.perf_counter() - started
+        for proc in procs:
+            proc.join()
+        done = sum(g[0] for g in got)
+        return {"units": done, "wall_s": round(wall, 2), "per_s": round(done / wall, 1),
+                "cpu_ms_per_unit": round(1000 * sum(g[2] for g in got) / max(done, 1), 3),
+                "load_1min_before": round(load, 2)}
+
+    for writers in (1, 2):
+        out[f"apply_500_writers_{writers}"] = run("apply", writers, events, 500)
+        print(f"bench: apply, {writers} writer(s): {out[f'apply_500_writers_{writers}']}", file=sys.stderr)
+    actor = Actor(kind="system", id="bench")
+    day = CHECK_DAYS[-1]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        opened = build_envelope(CheckOpened(
+            check_id=f"R-bench-{time.time_ns()}", kind="routine", semester="2026-autumn", month="2026-12",
+            opens_at=Generator._at(day, 10).isoformat(), closes_at=Generator._at(day, 15).isoformat(),
+            initiated_by="province"), stream="check-bench", actor=actor, occurred_at=Generator._at(day, 8))
+        started = time.perf_counter()
+        Projection(defer_everyone=True).apply_events(conn, [opened])  # a province-wide check: a backlog
+        out["province_wide_check_batch_ms"] = round(1000 * (time.perf_counter() - started), 1)
+    for writers in (1, 2):
+        out[f"rederive_250_writers_{writers}"] = run("rederive", writers, students, 250)
+        print(f"bench: rederive, {writers} writer(s): {out[f'rederive_250_writers_{writers}']}",
+              file=sys.stderr)
+    return out
+
+
 def _create_database(name: str | None) -> tuple[str, str]:
     if name is None:
         return create_database()
@@ -136,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--name", help="name of the database to create (default: a random one)")
     parser.add_argument("--build-only", action="store_true", help="build the projection, measure nothing")
+    parser.add_argument("--events", type=int, default=10_000,
+                        help="per-student events applied by the 1 and by the 2 writers")
+    parser.add_argument("--rederive", type=int, default=10_000,
+                        help="students re-derived from the backlog by the 1 and by the 2 writers")
+    parser.add_argument("--skip-single", action="store_true",
+                        help="skip the one-event and batch-of-50 rates (and the summaries)")
     args = parser.parse_args(argv)
     name, dsn = (args.db, "") if args.db else _create_database(args.name)
     print(f"bench: database {name}", file=sys.stderr)
@@ -156,9 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             print(json.dumps(figures, indent=2, default=str))
             return 0
-        figures["summaries"] = summaries(dsn, generator)
-        print(f"bench: summaries {figures['summaries']}", file=sys.stderr)
-        figures["apply"] = apply_rates(dsn, generator)
+        if not args.skip_single:
+            figures["summaries"] = summaries(dsn, generator)
+            print(f"bench: summaries {figures['summaries']}", file=sys.stderr)
+        if not args.skip_single:
+            figures["apply"] = apply_rates(dsn, generator)
+        figures["parallel"] = parallel_rates(dsn, generator, events=args.events, students=args.rederive)
         figures["peak_rss_mb"] = peak_rss_mb()
         figures["machine"] = machine()
         print(json.dumps(figures, indent=2, default=str))

@@ -250,7 +250,8 @@ def test_the_stored_count_contributions_equal_what_sql_derives_from_the_statuses
         _drain(conn, live, 3)
         rows = conn.execute(
             "SELECT s.student_id, s.semester, s.contrib,"
-            " array(SELECT c.month || chr(31) || c.metric || chr(31) || c.v FROM eligibility_contrib(s.status) c)"
+            " array(SELECT c.month || chr(31) || c.metric || chr(31) || c.v"
+            "       FROM eligibility_contrib(s.status) c)"
             " FROM eligibility_status s").fetchall()
         for month in ("2026-10", "2026-11", "2026-12"):
             assert queries.province_summary(conn, month) == queries.province_summary_scan(conn, month)
