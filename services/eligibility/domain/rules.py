@@ -507,7 +507,9 @@ class _Student:
     def _internship_notes(self, checks: list[CheckFact], results: list[dict[str, Any]],
                           policy: Policy) -> list[str]:
         """The month's explanation of each check failed for an internship filing (names no person)."""
-        notes = []
+        notes: list[str] = []
+        if not any(r["reason"] in UNFILED_REASONS for r in results):
+            return notes  # the common case: no internship failure, nothing to explain
         days = policy.internship_filing_window_days
         by_id = {c.check_id: c for c in checks}
         for r in results:
