@@ -393,8 +393,10 @@ def raw_read(dsn: str) -> dict[str, Any]:
 
     query = ("COPY (SELECT type, schema_version, event_id::text, extract(epoch FROM occurred_at)::float8,"
              " position, payload::text FROM events WHERE type = ANY(%s)) TO STDOUT")
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"load_1min_before": os.getloadavg()[0]}
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        backend = conn.info.backend_pid
+        server = _cpu_of(backend)
         started, cpu = time.perf_counter(), time.process_time()
         size = 0
         with cur.copy(query, (handled_types(),)) as copy:
@@ -402,6 +404,7 @@ def raw_read(dsn: str) -> dict[str, Any]:
                 size += len(block)
         figures["bytes_s"] = time.perf_counter() - started
         figures["bytes_cpu_s"] = time.process_time() - cpu
+        figures["bytes_server_cpu_s"] = _cpu_of(backend) - server
         figures["mb"] = size / 2**20
         started, cpu = time.perf_counter(), time.process_time()
         rows = 0
@@ -417,6 +420,63 @@ def raw_read(dsn: str) -> dict[str, Any]:
     return figures
 
 
+def _vm_hwm_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ``ru_maxrss``, not inherited from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of a process on this host (the PostgreSQL backend serving a
+    connection), from /proc; 0 where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def measure_stages(dsn: str) -> dict[str, Any]:
+    """Where the time of a replay goes, in CPU seconds of this process (one core) and of the
+    PostgreSQL backend: read + decode (``fast_events`` alone), + fold, then derive every
+    student, then render every status (model + JSON, as a worker does)."""
+    from services.eligibility.domain.facts import Ledger
+    from services.eligibility.domain.rules import derive
+    from services.eligibility.logsource import fast_events
+    from services.eligibility.output import render
+    from services.eligibility.policyfile import load_policy_book
+    from services.eligibility.replay import fold_log
+
+    book = load_policy_book()
+    figures: dict[str, Any] = {"load_1min_before": os.getloadavg()[0]}
+    cpu = time.process_time()
+    events = sum(1 for _ in fast_events(dsn, ordered=False))
+    figures["events"] = events
+    figures["read_decode_cpu_s"] = time.process_time() - cpu
+    cpu = time.process_time()
+    ledger = fold_log(fast_events(dsn, ordered=False), Ledger())
+    figures["read_decode_fold_cpu_s"] = time.process_time() - cpu
+    derive_s = render_s = 0.0
+    statuses = 0
+    clock = time.process_time
+    for student_id in sorted(ledger.student_ids()):
+        started = clock()
+        found = derive(student_id, ledger.students.get(student_id), ledger.shared, book)
+        middle = clock()
+        for status in found:
+            render(status)
+        derive_s += middle - started
+        render_s += clock() - middle
+        statuses += len(found)
+    figures.update(statuses=statuses, derive_cpu_s=derive_s, render_cpu_s=render_s,
+                   fold_cpu_s=figures["read_decode_fold_cpu_s"] - figures["read_decode_cpu_s"],
+                   derive_statuses_per_cpu_s=statuses / derive_s, peak_rss_mb=peak_rss_mb(),
+                   load_1min_after=os.getloadavg()[0])
+    return figures
+
+
 def measure_e2e(dsn: str, mode: str, workers: int, low_memory: bool, out: str) -> dict[str, Any]:
     """End to end as the audit runs it: read, fold, derive, write the JSON report. ``mode``:
     ``sequential`` (the store's cursor, one process: ``replay --source postgres``), ``parallel``
@@ -425,9 +485,9 @@ def measure_e2e(dsn: str, mode: str, workers: int, low_memory: bool, out: str) -
     import psycopg
 
     from services.eligibility.logsource import Progress, postgres_events
-    from services.eligibility.output import JsonWriter, write_statuses
+    from services.eligibility.output import JsonWriter, write_rendered, write_statuses
     from services.eligibility.policyfile import load_policy_book
-    from services.eligibility.replay import replay, replay_by_student, replay_parallel
+    from services.eligibility.replay import replay, replay_by_student, replay_rendered
 
     with psycopg.connect(dsn) as conn:
         events = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -435,18 +495,20 @@ def measure_e2e(dsn: str, mode: str, workers: int, low_memory: bool, out: str) -
     progress = Progress(1_000_000, label=f"bench e2e {mode}")
     load = os.getloadavg()[0]
     started, cpu = time.perf_counter(), time.process_time()
+    writers = [JsonWriter(out, header=report_header(book))]
     if mode == "sequential":
         derived = (replay_by_student(dsn, book, progress=progress) if low_memory
                    else replay(postgres_events(dsn), book, None, progress))
-    else:
-        derived = replay_parallel(dsn, book, workers=workers, low_memory=low_memory, progress=progress)
-    count = write_statuses(derived, [JsonWriter(out, header=report_header(book))])
+        count = write_statuses(derived, writers)
+    else:  # as replay --workers N writes its report
+        rendered = replay_rendered(dsn, book, workers=workers, low_memory=low_memory, progress=progress)
+        count = write_rendered(rendered, writers)
     wall = time.perf_counter() - started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"mode": mode, "workers": workers, "low_memory": low_memory, "events": events, "statuses": count,
             "wall_s": wall, "events_per_s": events / wall, "statuses_per_s": count / wall,
             "cpu_self_s": time.process_time() - cpu, "cpu_workers_s": children.ru_utime + children.ru_stime,
-            "peak_rss_mb": peak_rss_mb(), "peak_rss_worker_mb": peak_rss_mb(children=True),
+            "peak_rss_mb": _vm_hwm_mb(), "peak_rss_worker_mb": peak_rss_mb(children=True),
             "load_1min_before": load, "load_1min_after": os.getloadavg()[0]}
 
 
@@ -686,7 +748,7 @@ def e2e(args: argparse.Namespace) -> int:
     print(json.dumps(figures["raw_read"]), file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="elig_bench_") as scratch:
         out = str(Path(scratch) / "statuses.json")
-        reference: bytes | None = None
+        reference: str | None = None
         for spec in args.modes:
             mode, _, n = spec.partition(":")
             low = mode.endswith("-low")
@@ -702,10 +764,17 @@ def e2e(args: argparse.Namespace) -> int:
     return 0 if all(r["same_output_as_first"] for r in figures["runs"]) else 1
 
 
-def _statuses_body(path: Path) -> bytes:
-    """The report without its header line (which holds the time it was generated)."""
-    data = path.read_bytes()
-    return data[data.index(b"\n"):]
+def _statuses_body(path: Path) -> str:
+    """The SHA-256 of the report without its header line (which holds the time it was generated),
+    read in blocks (holding the report would raise the peak RSS of the next measuring child)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        handle.readline()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -887,6 +956,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--db", required=True)
     e.add_argument("--modes", nargs="+", default=["sequential", "parallel:1", "parallel:2"],
                    help="sequential[-low] | parallel[-low]:N (N workers; -low: flat memory, by student)")
+    st = sub.add_parser("stages", help="CPU time per stage of a replay (read+decode, fold, derive, render)")
+    st.add_argument("--db", required=True)
     rr = sub.add_parser("raw-read-child")
     rr.add_argument("--dsn", required=True)
     ec = sub.add_parser("e2e-child")
@@ -905,6 +976,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "e2e":
         return e2e(args)
+    if args.command == "stages":
+        from psycopg.conninfo import make_conninfo
+
+        print(json.dumps(measure_stages(make_conninfo(ADMIN_DSN, dbname=args.db)), indent=2))
+        return 0
     if args.command == "raw-read-child":
         print(json.dumps(raw_read(args.dsn)))
         return 0
