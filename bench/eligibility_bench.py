@@ -477,6 +477,64 @@ def measure_stages(dsn: str) -> dict[str, Any]:
     return figures
 
 
+def measure_decode(dsn: str, limit: int) -> dict[str, Any]:
+    """The first ``limit`` events read and decoded four ways (client and PostgreSQL backend CPU):
+    the store's cursor with psycopg's jsonb loader (``json.loads``; what ``postgres_events``
+    does), the same cursor with orjson as the jsonb loader, ``payload::text`` parsed by orjson,
+    and ``COPY ... TO STDOUT`` parsed by orjson (what ``fast_events`` does)."""
+    import orjson
+    import psycopg
+    from psycopg.types.json import set_json_loads
+
+    def timed(label: str, run: Any) -> None:
+        with psycopg.connect(dsn) as conn:
+            backend = conn.info.backend_pid
+            server, cpu, started = _cpu_of(backend), time.process_time(), time.perf_counter()
+            rows = run(conn)
+            figures[label] = {"rows": rows, "client_cpu_us_per_row": 1e6 * (time.process_time() - cpu) / rows,
+                              "server_cpu_us_per_row": 1e6 * (_cpu_of(backend) - server) / rows,
+                              "wall_s": time.perf_counter() - started}
+
+    def cursor(query: str, parse: Any = None) -> Any:
+        def run(conn: Any) -> int:
+            n = 0
+            with conn.transaction(), conn.cursor(name="decode") as cur:
+                cur.itersize = 5000
+                cur.execute(query, (limit,))
+                for row in cur:
+                    payload = row[-1] if parse is None else parse(row[-1])
+                    str(row[1]), row[6].timestamp(), payload
+                    n += 1
+            return n
+        return run
+
+    lean = ("SELECT position, event_id, NULL, stream_version, type, schema_version, occurred_at, NULL, NULL,"
+            " NULL, NULL, {} FROM events WHERE position <= %s ORDER BY position")
+    figures: dict[str, Any] = {"load_1min_before": os.getloadavg()[0]}
+    timed("cursor_jsonb_json_loads", cursor(lean.format("payload")))
+    set_json_loads(orjson.loads)
+    try:
+        timed("cursor_jsonb_orjson_loader", cursor(lean.format("payload")))
+    finally:
+        set_json_loads(json.loads)
+    timed("cursor_text_orjson", cursor(lean.format("payload::text"), orjson.loads))
+
+    def copy(conn: Any) -> int:  # the query and parsing of fast_events
+        n = 0
+        query = ("COPY (SELECT type, schema_version, event_id::text, extract(epoch FROM occurred_at)::float8,"
+                 " position, payload::text FROM events WHERE position <= %s) TO STDOUT")
+        loads = orjson.loads
+        with conn.cursor() as cur, cur.copy(query, (limit,)) as stream:
+            stream.set_types(["text", "int4", "text", "float8", "int8", "text"])
+            for row in stream.rows():
+                loads(row[5])
+                n += 1
+        return n
+
+    timed("copy_text_orjson", copy)
+    return figures
+
+
 def measure_e2e(dsn: str, mode: str, workers: int, low_memory: bool, out: str) -> dict[str, Any]:
     """End to end as the audit runs it: read, fold, derive, write the JSON report. ``mode``:
     ``sequential`` (the store's cursor, one process: ``replay --source postgres``), ``parallel``
@@ -956,6 +1014,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--db", required=True)
     e.add_argument("--modes", nargs="+", default=["sequential", "parallel:1", "parallel:2"],
                    help="sequential[-low] | parallel[-low]:N (N workers; -low: flat memory, by student)")
+    dc = sub.add_parser("decode", help="read and decode the first events four ways (CPU per row)")
+    dc.add_argument("--db", required=True)
+    dc.add_argument("--limit", type=int, default=300_000)
     st = sub.add_parser("stages", help="CPU time per stage of a replay (read+decode, fold, derive, render)")
     st.add_argument("--db", required=True)
     rr = sub.add_parser("raw-read-child")
@@ -976,6 +1037,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "e2e":
         return e2e(args)
+    if args.command == "decode":
+        from psycopg.conninfo import make_conninfo
+
+        print(json.dumps(measure_decode(make_conninfo(ADMIN_DSN, dbname=args.db), args.limit), indent=2))
+        return 0
     if args.command == "stages":
         from psycopg.conninfo import make_conninfo
 
