@@ -261,3 +261,31 @@ def test_the_stored_count_contributions_equal_what_sql_derives_from_the_statuses
         assert Counter(stored.split("\x1e")) == Counter(derived)
         metrics |= {entry.split("\x1f")[1] for entry in derived}
     assert {"students", "checked", "passed", "failed", "grant_granted", "grant_withheld"} <= metrics, metrics
+
+
+def test_a_large_per_student_batch_is_applied_range_by_range_and_equals_a_replay(dsn: str) -> None:
+    students = _students_in(set(range(PARTITIONS)), 3)
+    log = Log()
+    checks = log.routine_checks()
+    for sid in students:
+        log.ordinary(sid)
+    shared_part = len(log.events)
+    for sid in students:
+        log.pass_checks(sid, checks, except_months=["2026-12"] if partition(sid) % 3 == 0 else [])
+    live = Projection(defer_everyone=True, split=4, split_from=50)
+    per_student = log.events[shared_part:]
+    groups = live._split(per_student)
+    assert len(groups) == 4 and sum(map(len, groups)) == len(per_student)
+    ranges = [{partition(e.payload["student_id"]) // 4 for e in group} for group in groups]
+    assert ranges == [{0}, {1}, {2}, {3}]  # ascending ranges: every student's events in one transaction
+    assert live._split(log.events) == [log.events]  # shared facts in the batch: one transaction
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        live.apply_events(conn, log.events[:shared_part])
+        noisy = per_student + random.Random(2).sample(per_student, 30)
+        result = live.apply_events(conn, noisy)
+        assert (result.received, result.applied, result.duplicates) == (len(noisy), len(per_student), 30)
+        assert result.new_ids == {e.event_id for e in per_student}
+        _drain(conn, live, 100)
+        for month in ("2026-10", "2026-11", "2026-12"):
+            assert queries.province_summary(conn, month) == queries.province_summary_scan(conn, month)
+    assert _rows(dsn) == replay(log.events)

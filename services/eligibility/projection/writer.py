@@ -73,6 +73,8 @@ PARTITION_LOCK = 727_105
 #: students fall into this many partitions (``eligibility_part`` in migrations/0103; :func:`partition`)
 PARTITIONS = 16
 CHUNK = 2000
+#: a batch of at least SPLIT_FROM per-student events is applied in SPLIT transactions (ranges of partitions)
+SPLIT, SPLIT_FROM = 4, 100
 
 _UPSERT_META = ("INSERT INTO eligibility_meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")
@@ -99,9 +101,10 @@ class Projection:
     trusted only under the shared-facts lock, and only a batch holding it exclusively changes it."""
 
     def __init__(self, book: PolicyBook | None = None, chunk: int = CHUNK,
-                 defer_everyone: bool = False) -> None:
+                 defer_everyone: bool = False, split: int = SPLIT, split_from: int = SPLIT_FROM) -> None:
         self.book = book or load_policy_book()
         self.chunk = chunk
+        self.split, self.split_from = split, split_from
         self.defer_everyone = defer_everyone
         self._shared: SharedFacts | None = None
         self._token: str | None = None
@@ -112,13 +115,39 @@ class Projection:
         self.on_rederive: Callable[[list[str]], None] | None = None
 
     def apply_events(self, conn: Any, envelopes: Sequence[Envelope]) -> ApplyResult:
-        """Apply one batch (any order, duplicates allowed) in one transaction. The cached shared
-        facts are trusted again only once the batch has committed: a failed batch (or an outer
-        rollback, which changes the stored token back) makes the next batch reload them."""
+        """Apply one batch (any order, duplicates allowed) in one transaction; a batch of at least
+        ``split_from`` per-student events in ``split`` transactions, one per range of partitions in
+        ascending order (each with its events' ``processed_events`` rows; a student's events stay in
+        one), so that the batches of two writers follow each other range by range instead of waiting
+        for each other whole. The cached shared facts are trusted again only once the batch has
+        committed: a failed batch (or an outer rollback, which changes the stored token back) makes
+        the next batch reload them."""
         _fast_json(conn)
+        envelopes = list(envelopes)
+        groups = self._split(envelopes)
+        if len(groups) == 1:
+            return self._apply_one(conn, envelopes)
+        results = [self._apply_one(conn, group) for group in groups]
+        return ApplyResult(sum(r.received for r in results), sum(r.applied for r in results),
+                           sum(r.duplicates for r in results), sum(r.rederived for r in results),
+                           frozenset().union(*(r.new_ids for r in results)))
+
+    def _split(self, envelopes: list[Envelope]) -> list[list[Envelope]]:
+        if self.split < 2 or len(envelopes) < self.split_from or _partitions_of(envelopes) is None:
+            return [envelopes]
+        width = -(-PARTITIONS // self.split)
+        groups: dict[int, list[Envelope]] = {}
+        for env in envelopes:  # in the batch's order; events that name no student go with the first range
+            fold = FOLDS.get(env.type)
+            students = fold.impact(env.payload).students if fold is not None else frozenset()
+            group = min((partition(sid) // width for sid in students), default=0)
+            groups.setdefault(group, []).append(env)
+        return [groups[g] for g in sorted(groups)]
+
+    def _apply_one(self, conn: Any, envelopes: list[Envelope]) -> ApplyResult:
         try:
             with conn.transaction():
-                result, token = self._apply(conn, list(envelopes))
+                result, token = self._apply(conn, envelopes)
         except BaseException:
             self._shared, self._token = None, None
             raise
