@@ -16,7 +16,8 @@ Locking (several consumers and instances apply at once): students fall into ``PA
 partitions by a stable hash of their id (:func:`partition`, ``eligibility_part`` in SQL). A batch of
 per-student events holds the shared-facts lock ``LOCK_KEY`` in SHARED mode and the locks of the
 partitions its events name, taken in ascending order (no deadlock); batches of different partitions
-run in parallel. A batch that writes shared facts (a check opened or closed, a publication, a filing,
+run in parallel, and a large batch is applied range of partitions by range (``SPLIT``), one
+transaction each, so that two writers' batches of random students pipeline instead of queueing. A batch that writes shared facts (a check opened or closed, a publication, a filing,
 a roster part) holds ``LOCK_KEY`` EXCLUSIVELY, alone. The summary counts' triggers take their own lock
 (migrations/0103) for the few statements that write statuses, so counter rows are updated in turn.
 
