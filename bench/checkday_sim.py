@@ -519,7 +519,7 @@ def play(dsn: str, amqp: Any, args: argparse.Namespace, students: int, schools: 
             spot = [c for c in real_watcher.captures.values() if c.purpose == "spot_check"]
             real_figures.update(
                 captures=len(exclude),
-                verdicts={v: sum(1 for c in spot if c.verdict == v)
+                verdicts={(v or "none"): sum(1 for c in spot if c.verdict == v)
                           for v in ("CaptureVerified", "CaptureRejected", None)},
                 submit_to_verdict_s=spread([c.verdict_at - c.submitted for c in spot if c.verdict_at]),
                 verdict_to_status_s=spread([c.status_at - c.verdict_at for c in spot

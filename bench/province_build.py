@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,23 @@ for _path in (ROOT, ROOT / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from eligibility_bench import ADMIN_DSN, Generator, Row  # noqa: E402
+from eligibility_bench import ADMIN_DSN, Row  # noqa: E402
+from eligibility_bench import Generator as _Generator  # noqa: E402
+
+
+class Generator(_Generator):
+    """The eligibility benchmark's generator, beyond 295,000 students: its roster parts are
+    stamped one a minute from 09:00, and part 60 would be minute 60; here it is 10:00. The same
+    log for smaller provinces."""
+
+    @staticmethod
+    def _at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
+        return _Generator._at(day, hour + minute // 60, minute % 60, second)
 
 PROGRESS_EVENTS = 1_000_000
 PROGRESS_STUDENTS = 100_000
 CHUNK = 5_000  # students per COPY of the low-memory rebuild
+WORKERS = 2  # processes of the projection build
 #: the summary counts of every status row (as ``migrations/0102_eligibility_counts.sql`` fills them)
 COUNTS = """
 INSERT INTO eligibility_counts (semester, month, school_id, county, city, metric, n)
@@ -158,71 +171,35 @@ def copy_log(dsn: str, students: int, schools: int, rows: Iterator[Row] | None =
 # --------------------------------------------------------------------------- step 2: the projection
 
 
-def rebuild_low_memory(conn: Any, dsn: str, chunk: int = CHUNK) -> int:
-    """``projection.writer.rebuild`` in flat memory: the same tables from the log in ``dsn``.
+def rebuild_low_memory(conn: Any, dsn: str, chunk: int = CHUNK, workers: int = 1) -> dict[str, Any]:
+    """``projection.writer.rebuild`` in flat memory, in ``workers`` processes: the same tables from
+    the log in ``dsn``.
 
-    The shared facts (checks, closings, publications, rosters) are folded first; then the events
-    about one student, ordered by student (the database sorts), are folded one student at a time;
-    each student's facts and statuses are buffered and COPYed every ``chunk`` students. Returns the
-    number of status rows. One transaction, under the projection's lock, like ``rebuild``.
+    This process folds the facts about many students (checks, closings, publications, rosters) and
+    writes them, the roster entries and the meta rows. Each worker (:func:`project_partition`, a
+    child process) takes the students of one partition (``logsource.partition_of``), reads their
+    events ordered by student (``logsource.fast_events``: COPY, the database sorts), folds one student
+    at a time and COPYs their facts and statuses every ``chunk`` students, in its own transaction.
+    The summary counts are filled once at the end (their trigger is off meanwhile). Not one
+    transaction, unlike ``rebuild``: for a database nothing else uses yet. Returns the figures
+    (``status_rows``, and each worker's time, CPU and peak memory).
     """
     from psycopg.types.json import Jsonb
 
     from services.eligibility.domain import facts as domain_facts
-    from services.eligibility.domain.rules import derive
-    from services.eligibility.logsource import gc_tuned, postgres_events
-    from services.eligibility.policyfile import load_policy_book
+    from services.eligibility.logsource import fast_events
     from services.eligibility.projection import writer
-    from services.eligibility.replay import fold_log
 
-    book = load_policy_book()
     top = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
-    conn.commit()
+    conn.commit()  # the transactions below are real ones, committed before the workers start
     ledger = domain_facts.Ledger()
-    fold_log(postgres_events(dsn, types=domain_facts.shared_types(), until_position=top), ledger)
-    roster_only = sorted(ledger.student_ids())
-    facts_rows: list[tuple[Any, ...]] = []
-    status_rows: list[tuple[Any, ...]] = []
-    count = 0
-    done = 0
-    started = time.perf_counter()
-
-    def student_done(student_id: str) -> None:
-        nonlocal count, done
-        facts = ledger.students.pop(student_id, None)
-        if facts is not None:
-            school = facts.registration.school_id if facts.registration else None
-            facts_rows.append((student_id, school, json.dumps(facts.to_json(), ensure_ascii=False), top))
-        for status in derive(student_id, facts, ledger.shared, book):
-            status_rows.append((*writer._status_columns(status), json.dumps(status, ensure_ascii=False), top))
-            count += 1
-        done += 1
-        if len(facts_rows) >= chunk or len(status_rows) >= chunk:
-            flush()
-        if done % PROGRESS_STUDENTS == 0:
-            log(f"projection: {done:,} students in {time.perf_counter() - started:.0f} s,"
-                f" peak RSS {peak_rss_mb():,.0f} MB")
-
-    def flush() -> None:
-        with conn.cursor() as cur:
-            if facts_rows:
-                with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position)"
-                              " FROM STDIN") as copy:
-                    for row in facts_rows:
-                        copy.write_row(row)
-            if status_rows:
-                with cur.copy(f"COPY eligibility_status ({writer._STATUS_COLUMNS}) FROM STDIN") as copy:
-                    for row in status_rows:
-                        copy.write_row(row)
-        facts_rows.clear()
-        status_rows.clear()
-
+    for event_type, event_id, ts, payload, _ in fast_events(dsn, types=domain_facts.shared_types(),
+                                                              until_position=top):
+        ledger.apply_fields(event_type, event_id, ts, payload)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (writer.LOCK_KEY,))
         conn.execute("TRUNCATE eligibility_facts, eligibility_shared, eligibility_roster_entries,"
                      " eligibility_status, eligibility_counts")
-        # the summary counts once at the end (as their migration does), not per COPY
-        conn.execute("ALTER TABLE eligibility_status DISABLE TRIGGER eligibility_counts_ins")
         conn.execute("DELETE FROM eligibility_meta WHERE key = ANY(%s)", (writer._BACKLOG_KEYS,))
         conn.execute("DELETE FROM eligibility_backlog")
         with conn.cursor() as cur:
@@ -230,12 +207,91 @@ def rebuild_low_memory(conn: Any, dsn: str, chunk: int = CHUNK) -> int:
             cur.executemany("INSERT INTO eligibility_shared (kind, key, fact) VALUES (%s, %s, %s)",
                             [(kind, key, Jsonb(fact)) for kind, key, fact in shared])
             writer._copy_roster_entries(cur, domain_facts.SHARED_KINDS["roster_part"].items(ledger.shared))
-        apply = ledger.apply_fields
+        # the summary counts once at the end (as their migration does), not per COPY
+        conn.execute("ALTER TABLE eligibility_status DISABLE TRIGGER eligibility_counts_ins")
+    try:
+        procs = [subprocess.Popen([sys.executable, __file__, "projection-worker", "--dsn", dsn,
+                                   "--part", str(k), "--parts", str(workers), "--top", str(top),
+                                   "--chunk", str(chunk)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                 for k in range(workers)]
+        outputs = [proc.communicate()[0] for proc in procs]
+        if any(proc.returncode for proc in procs):
+            raise RuntimeError(f"a projection worker failed: exits {[proc.returncode for proc in procs]}")
+        parts = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+        log("projection: the summary counts")
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (writer.LOCK_KEY,))
+            conn.execute(COUNTS)
+            conn.execute(writer._UPSERT_META, ("shared_token", uuid.uuid4().hex))
+            conn.execute(writer._UPSERT_META, ("rebuilt_through", str(top)))
+    finally:
+        conn.execute("ALTER TABLE eligibility_status ENABLE TRIGGER eligibility_counts_ins")
+        conn.commit()
+    return {"status_rows": sum(p["status_rows"] for p in parts), "workers": parts}
+
+
+def project_partition(dsn: str, part: int, parts: int, top: int, chunk: int = CHUNK) -> dict[str, Any]:
+    """One worker of :func:`rebuild_low_memory`: the facts and statuses of partition ``part``."""
+    import psycopg
+
+    from services.eligibility.domain import facts as domain_facts
+    from services.eligibility.domain.rules import derive
+    from services.eligibility.logsource import fast_events, gc_tuned, partition_of
+    from services.eligibility.policyfile import load_policy_book
+    from services.eligibility.projection import writer
+
+    started, cpu = time.perf_counter(), time.process_time()
+    book = load_policy_book()
+    ledger = domain_facts.Ledger()
+    apply = ledger.apply_fields
+    for event_type, event_id, ts, payload, _ in fast_events(dsn, types=domain_facts.shared_types(),
+                                                              until_position=top):
+        apply(event_type, event_id, ts, payload)
+    roster_only = sorted(sid for sid in ledger.student_ids() if partition_of(sid, parts) == part)
+    facts_rows: list[tuple[Any, ...]] = []
+    status_rows: list[tuple[Any, ...]] = []
+    count = done = 0
+    name = f"projection {part + 1}/{parts}"
+
+    with psycopg.connect(dsn) as conn:
+
+        def flush() -> None:
+            with conn.cursor() as cur:
+                if facts_rows:
+                    with cur.copy("COPY eligibility_facts (student_id, school_id, facts, last_position)"
+                                  " FROM STDIN") as copy:
+                        for row in facts_rows:
+                            copy.write_row(row)
+                if status_rows:
+                    with cur.copy(f"COPY eligibility_status ({writer._STATUS_COLUMNS}) FROM STDIN") as copy:
+                        for row in status_rows:
+                            copy.write_row(row)
+            facts_rows.clear()
+            status_rows.clear()
+
+        def student_done(student_id: str) -> None:
+            nonlocal count, done
+            facts = ledger.students.pop(student_id, None)
+            if facts is not None:
+                school = facts.registration.school_id if facts.registration else None
+                facts_rows.append((student_id, school, json.dumps(facts.to_json(), ensure_ascii=False), top))
+            for status in derive(student_id, facts, ledger.shared, book):
+                status_rows.append((*writer._status_columns(status), json.dumps(status, ensure_ascii=False),
+                                    top))
+                count += 1
+            done += 1
+            if len(facts_rows) >= chunk or len(status_rows) >= chunk:
+                flush()
+            if done % PROGRESS_STUDENTS == 0:
+                log(f"{name}: {done:,} students in {time.perf_counter() - started:.0f} s,"
+                    f" peak RSS {peak_rss_mb():,.0f} MB")
+
         pending = 0  # index into roster_only
         current: str | None = None
         with gc_tuned():
-            for event_type, event_id, ts, payload, _ in postgres_events(
-                    dsn, types=domain_facts.student_types(), by_student=True, until_position=top):
+            for event_type, event_id, ts, payload, _ in fast_events(
+                    dsn, types=domain_facts.student_types(), by_student=True, until_position=top,
+                    partition=(part, parts) if parts > 1 else None):
                 student_id = payload["student_id"]
                 if student_id != current:
                     if current is not None:
@@ -247,29 +303,27 @@ def rebuild_low_memory(conn: Any, dsn: str, chunk: int = CHUNK) -> int:
                         pending += 1
                     current = student_id
                 apply(event_type, event_id, ts, payload)
-        if current is not None:
-            student_done(current)
-        for student_id in roster_only[pending:]:
-            student_done(student_id)
+            if current is not None:
+                student_done(current)
+            for student_id in roster_only[pending:]:
+                student_done(student_id)
         flush()
-        conn.execute("ALTER TABLE eligibility_status ENABLE TRIGGER eligibility_counts_ins")
-        log(f"projection: {done:,} students in {time.perf_counter() - started:.0f} s; the summary counts")
-        conn.execute(COUNTS)
-        conn.execute(writer._UPSERT_META, ("shared_token", uuid.uuid4().hex))
-        conn.execute(writer._UPSERT_META, ("rebuilt_through", str(top)))
-    return count
+        conn.commit()
+    return {"part": part, "students": done, "status_rows": count,
+            "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(time.process_time() - cpu, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
-def build_projection(dsn: str) -> dict[str, Any]:
+def build_projection(dsn: str, workers: int = WORKERS) -> dict[str, Any]:
     import psycopg
 
     started, cpu = time.perf_counter(), time.process_time()
     with psycopg.connect(dsn) as conn:
-        rows = rebuild_low_memory(conn, dsn)
+        figures = rebuild_low_memory(conn, dsn, workers=workers)
         conn.autocommit = True
         conn.execute("ANALYZE")
-    return {"status_rows": rows, "wall_s": round(time.perf_counter() - started, 1),
-            "cpu_s": round(time.process_time() - cpu, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {**figures, "wall_s": round(time.perf_counter() - started, 1),
+            "cpu_s_main": round(time.process_time() - cpu, 1), "peak_rss_mb_main": round(peak_rss_mb(), 1)}
 
 
 # --------------------------------------------------------------------------- the build
@@ -307,11 +361,16 @@ def build(name: str, students: int, schools: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command")
-    for name in ("log-child", "projection-child"):
+    for name in ("log-child", "projection-child", "projection-worker"):
         step = sub.add_parser(name)
         step.add_argument("--dsn", required=True)
         step.add_argument("--students", type=int, default=0)
         step.add_argument("--schools", type=int, default=0)
+        step.add_argument("--workers", type=int, default=WORKERS)
+        step.add_argument("--part", type=int, default=0)
+        step.add_argument("--parts", type=int, default=1)
+        step.add_argument("--top", type=int, default=0)
+        step.add_argument("--chunk", type=int, default=CHUNK)
     parser.add_argument("--db", help="the database to create and keep")
     parser.add_argument("--students", type=int, default=1_000_000)
     parser.add_argument("--schools", type=int, default=5_000)
@@ -320,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(copy_log(args.dsn, args.students, args.schools)))
         return 0
     if args.command == "projection-child":
-        print(json.dumps(build_projection(args.dsn)))
+        print(json.dumps(build_projection(args.dsn, args.workers)))
+        return 0
+    if args.command == "projection-worker":
+        print(json.dumps(project_partition(args.dsn, args.part, args.parts, args.top, args.chunk)))
         return 0
     if not args.db:
         parser.error("--db is required")

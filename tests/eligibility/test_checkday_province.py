@@ -1,11 +1,13 @@
 """The check-day simulation's province (``bench/province_build.py``) and its report's arithmetic
-(``bench/checkday_sim.py``): the flat-memory projection build writes exactly the tables
-``projection.writer.rebuild`` writes, on the real PostgreSQL."""
+(``bench/checkday_sim.py``): the flat-memory projection build (two workers) writes exactly the
+tables ``projection.writer.rebuild`` writes, on the real PostgreSQL; its generator is the
+eligibility benchmark's, beyond 295,000 students too."""
 
 from __future__ import annotations
 
 import random
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +52,27 @@ def test_the_flat_memory_build_writes_what_rebuild_writes(pg_dsn: str) -> None:
         rows = rebuild(conn, fold_log(postgres_events(pg_dsn), Ledger()), through_position=top)
         expected = snapshot(conn)
         conn.commit()
-        assert province_build.rebuild_low_memory(conn, pg_dsn, chunk=37) == rows
+        figures = province_build.rebuild_low_memory(conn, pg_dsn, chunk=37, workers=2)
         got = snapshot(conn)
+        trigger = conn.execute("SELECT tgenabled FROM pg_trigger"
+                               " WHERE tgname = 'eligibility_counts_ins'").fetchone()
+    assert figures["status_rows"] == rows == sum(w["status_rows"] for w in figures["workers"])
+    workers = figures["workers"]
+    assert [w["part"] for w in workers] == [0, 1] and all(w["students"] for w in workers)
+    assert trigger == ("O",)  # the counts' trigger is on again
     # 300 students and the roster's 100 unknown ids (statuses, no facts)
     assert len(expected["eligibility_facts"]) == 300 and len(expected["eligibility_status"]) == rows >= 400
     assert expected["eligibility_counts"] and expected["eligibility_roster_entries"]
     for name in TABLES:
         assert got[name] == expected[name], name
+
+
+def test_the_generator_is_the_eligibility_benchmarks_and_goes_past_59_roster_parts() -> None:
+    import eligibility_bench
+
+    assert list(province_build.Generator(300, 7).rows()) == list(eligibility_bench.Generator(300, 7).rows())
+    stamp = province_build.Generator._at(date(2027, 1, 20), 9, 200)  # roster part 200 of a million
+    assert (stamp.hour, stamp.minute) == (12, 20)
 
 
 def test_a_kept_province_records_its_size(pg_dsn: str) -> None:
