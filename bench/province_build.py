@@ -11,11 +11,15 @@ step in a child process (so its time, CPU and peak memory are its own, printed a
    and unique constraints are dropped first and re-created after the COPY (their exact
    definitions, read from the catalogue): building an index once, sorted, is several times faster
    than keeping it up to date row by row. Progress every million events.
-2. ``projection``: the live projection built in flat memory (:func:`rebuild_low_memory`: the facts
-   about many students first, then the events ordered by student, each student folded, derived,
-   written by COPY in chunks and forgotten), the same tables ``projection.writer.rebuild`` writes
-   (a test compares them). Memory holds the shared facts and one chunk of students, whatever the
-   size of the province. Progress every 100,000 students.
+2. ``projection``: the live projection built in flat memory by 2 worker processes
+   (:func:`rebuild_low_memory`: the facts about many students first; then each worker reads the
+   events of its share of the students ordered by student, folds, derives, writes by COPY in chunks
+   and forgets each student), the same tables ``projection.writer.rebuild`` writes (a test compares
+   them). The summary counts are filled once at the end (their trigger is off during the COPYs);
+   each status row also gets its ``contrib``, as the live writer stores it, so the day's first
+   re-derivation of a student costs what it costs in a running system. Memory per process: the
+   shared facts and one chunk of students, whatever the size of the province. Progress every
+   100,000 students per worker.
 
 The figures and the province's size are kept in the database (table ``bench_province``), so the
 simulation reuses it with ``--db`` alone; ``checkday_sim.py --db NAME --students N`` builds it there
@@ -263,7 +267,8 @@ def project_partition(dsn: str, part: int, parts: int, top: int, chunk: int = CH
                         for row in facts_rows:
                             copy.write_row(row)
                 if status_rows:
-                    with cur.copy(f"COPY eligibility_status ({writer._STATUS_COLUMNS}) FROM STDIN") as copy:
+                    with cur.copy(f"COPY eligibility_status ({writer._STATUS_COLUMNS}, contrib)"
+                                  " FROM STDIN") as copy:
                         for row in status_rows:
                             copy.write_row(row)
             facts_rows.clear()
@@ -277,7 +282,7 @@ def project_partition(dsn: str, part: int, parts: int, top: int, chunk: int = CH
                 facts_rows.append((student_id, school, json.dumps(facts.to_json(), ensure_ascii=False), top))
             for status in derive(student_id, facts, ledger.shared, book):
                 status_rows.append((*writer._status_columns(status), json.dumps(status, ensure_ascii=False),
-                                    top))
+                                    top, writer.contrib(status)))
                 count += 1
             done += 1
             if len(facts_rows) >= chunk or len(status_rows) >= chunk:

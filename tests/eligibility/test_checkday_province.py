@@ -56,10 +56,12 @@ def test_the_flat_memory_build_writes_what_rebuild_writes(pg_dsn: str) -> None:
         got = snapshot(conn)
         trigger = conn.execute("SELECT tgenabled FROM pg_trigger"
                                " WHERE tgname = 'eligibility_counts_ins'").fetchone()
+        contribs = conn.execute("SELECT count(*) FROM eligibility_status WHERE contrib IS NULL").fetchone()
     assert figures["status_rows"] == rows == sum(w["status_rows"] for w in figures["workers"])
     workers = figures["workers"]
     assert [w["part"] for w in workers] == [0, 1] and all(w["students"] for w in workers)
     assert trigger == ("O",)  # the counts' trigger is on again
+    assert contribs == (0,)  # every status row has its contrib, as the live writer writes it
     # 300 students and the roster's 100 unknown ids (statuses, no facts)
     assert len(expected["eligibility_facts"]) == 300 and len(expected["eligibility_status"]) == rows >= 400
     assert expected["eligibility_counts"] and expected["eligibility_roster_entries"]
