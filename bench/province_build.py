@@ -37,9 +37,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, ROOT / "bench"):
@@ -53,11 +55,32 @@ from eligibility_bench import Generator as _Generator  # noqa: E402
 class Generator(_Generator):
     """The eligibility benchmark's generator, beyond 295,000 students: its roster parts are
     stamped one a minute from 09:00, and part 60 would be minute 60; here it is 10:00. The same
-    log for smaller provinces."""
+    log for smaller provinces (the same rows; the payload's JSON text written by orjson, the same
+    jsonb), made about a third faster: orjson, and the event ids formatted without ``uuid.UUID``."""
 
     @staticmethod
     def _at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
         return _Generator._at(day, hour + minute // 60, minute % 60, second)
+
+    def _row(self, event_type: str, version: int, stream: str, when: datetime,
+             payload: dict[str, Any]) -> Row:
+        v = self.versions.get(stream, 0) + 1
+        self.versions[stream] = v
+        self.count += 1
+        # uuid.UUID(int=bits, version=4), as text
+        bits = (self.rng.getrandbits(128) & _UUID_CLEAR) | _UUID_SET
+        h = f"{bits:032x}"
+        eid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        recorded = when + _SECONDS[self.count % 7]
+        return (eid, stream, v, event_type, version, when, recorded, _ACTOR, eid, None,
+                _dumps(payload).decode())
+
+
+_UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID_SET = (0x8000 << 48) | (4 << 76)
+_SECONDS = [timedelta(seconds=1 + k) for k in range(7)]
+_ACTOR = '{"kind": "system", "id": "bench", "school": null}'
+_dumps = orjson.dumps
 
 PROGRESS_EVENTS = 1_000_000
 PROGRESS_STUDENTS = 100_000
