@@ -200,7 +200,7 @@ def reflected(samples: list[Sample], name: str, appended: float, until: float | 
     first sample (before ``until``, when another shared event restarts the backlog) where it is
     applied and no backlog runs. Also the re-derivation rate while its backlog ran."""
     after = [s for s in samples if s.at >= appended and (until is None or s.at < until)]
-    running = [s for s in after if s.running]
+    running = [s for s in after if s.running and name in s.applied]  # its own backlog, not the former one
     rate = None
     if len(running) >= 2 and running[-1].at > running[0].at:
         rate = round((running[-1].done - running[0].done) / (running[-1].at - running[0].at), 1)

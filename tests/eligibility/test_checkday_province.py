@@ -106,8 +106,10 @@ def test_a_shared_event_is_reflected_once_applied_and_its_backlog_done() -> None
     samples = [sample(0.5, False, 0, set()), sample(1.0, True, 0, {"opened"}),
                sample(3.0, True, 400, {"opened"}), sample(5.0, True, 800, {"opened"}),
                sample(6.0, False, 0, {"opened"}),
+               sample(10.2, True, 900, {"opened"}),  # a former backlog, before the closing is applied
                sample(10.5, True, 0, {"opened", "closed"}), sample(12.0, True, 300, {"opened", "closed"})]
     opened = checkday_sim.reflected(samples, "opened", 0.2, 10.0)
     assert opened == {"students": 1000, "rederive_students_per_s": 200.0, "reflected_s": 5.8}
     closed = checkday_sim.reflected(samples, "closed", 10.0, None)  # still running at the end
-    assert closed["reflected_s"] is None and closed["done_when_interrupted"] == 300
+    assert closed == {"students": 1000, "rederive_students_per_s": 200.0, "reflected_s": None,
+                      "done_when_interrupted": 300}
