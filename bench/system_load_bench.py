@@ -14,7 +14,13 @@ Latency is from the start of the submit request (client clock) to the verdict ev
 capture the services accepted (202) must have exactly one verdict (CaptureVerified or
 CaptureRejected). Where time goes: facematch's own per-capture time
 (``aid_facematch_stage_seconds{stage="total"}``) against the end-to-end latency. The machine's
-load average is sampled during the run.
+load average is sampled during the run. CPU per accepted capture is read from ``/proc`` for every
+service process, this run database's PostgreSQL backends, the RabbitMQ broker (shared with
+whatever else runs) and the benchmark's own terminals (this process).
+
+Frames are what the console's kiosk sends: each photo fitted inside 640x480, JPEG 90 (``--frame``);
+``--school-size N`` adds N synthetic enrolled templates to the school (the proxy search's gallery);
+``--py-spy DIR`` samples every service process while the captures are submitted.
 
     .venv/bin/python bench/system_load_bench.py --rate 20 --duration 60
     .venv/bin/python bench/system_load_bench.py --mode closed --terminals 8 --duration 60
