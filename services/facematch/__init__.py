@@ -10,6 +10,8 @@ checks it):
 - `results` (an `Outcome` -> the CaptureVerified/CaptureRejected event, the template to keep,
   the province's 1:N duplicates applied, DuplicateFaceHeld);
 - `index` (`TemplateIndex`: the exact in-memory 1:N search over a province's templates);
+- `gallery` (`SchoolGalleries`: a school's templates for the spot check's proxy search, kept
+  opened between captures; only new or changed rows are opened again);
 - `evaluation` (FAR/FRR, DET, operating point for a target FAR, bursts, over labelled photos).
 
 Entry points and adapters, the only modules that touch the outside world:

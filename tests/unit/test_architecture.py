@@ -33,6 +33,7 @@ FACEMATCH_DOMAIN = frozenset(
         "embedding",
         "engine",
         "evaluation",
+        "gallery",
         "geometry",
         "index",
         "liveness",
