@@ -91,7 +91,7 @@ COUNTS = """
 INSERT INTO eligibility_counts (semester, month, school_id, county, city, metric, n)
 SELECT r.semester, x.month, coalesce(r.school_id, ''), coalesce(r.county, ''), coalesce(r.city, ''), x.metric,
        sum(x.v)
-  FROM eligibility_status r, eligibility_contrib(r.status) x
+  FROM eligibility_status r, eligibility_row_contrib(r.status, r.contrib) x
  GROUP BY 1, 2, 3, 4, 5, 6
 """
 
