@@ -277,7 +277,7 @@ class Generator:
                 "NationalRosterImported",
                 1,
                 f"roster-{SEMESTER}",
-                self._at(date(2027, 1, 20), 9, p),
+                self._at(date(2027, 1, 20), 9 + p // 60, p % 60),  # parts past 59 roll into the next hour
                 {
                     "import_id": import_id,
                     "semester": SEMESTER,

@@ -236,9 +236,14 @@ def test_a_roster_in_several_parts_re_derives_each_student_once_after_the_last_p
     assert _rows(dsn) == replay(log.events)
 
 
-def test_the_stored_count_contributions_equal_what_sql_derives_from_the_statuses(dsn: str) -> None:
+@pytest.mark.parametrize("written_by", ["batches", "rebuild"])
+def test_the_stored_count_contributions_equal_what_sql_derives_from_the_statuses(dsn: str,
+                                                                                  written_by: str) -> None:
     """``writer.contrib`` (what the count triggers read, migrations/0104) against ``eligibility_contrib``
-    (0102, from the status jsonb) on every row of a varied history, and the counts against a scan."""
+    (0102, from the status jsonb) on every row of a varied history, written by batches or by a rebuild
+    from a replay, and the counts against a scan."""
+    from services.eligibility.domain import Ledger
+    from services.eligibility.projection.writer import rebuild
     from tests.eligibility.test_elig_projection_pg import _history
 
     log = _history()
@@ -246,9 +251,15 @@ def test_the_stored_count_contributions_equal_what_sql_derives_from_the_statuses
         log.appeal(sid, "2026-12", "2026-12-20", decision="rejected")
     live = Projection(defer_everyone=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for start in range(0, len(log.events), 5):
-            live.apply_events(conn, log.events[start:start + 5])
-        _drain(conn, live, 3)
+        if written_by == "batches":
+            for start in range(0, len(log.events), 5):
+                live.apply_events(conn, log.events[start:start + 5])
+            _drain(conn, live, 3)
+        else:
+            ledger = Ledger()
+            for env in log.events:
+                ledger.apply(env)
+            rebuild(conn, ledger, through_position=len(log.events))
         rows = conn.execute(
             "SELECT s.student_id, s.semester, s.contrib,"
             " array(SELECT c.month || chr(31) || c.metric || chr(31) || c.v"

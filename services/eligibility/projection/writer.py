@@ -17,8 +17,9 @@ partitions by a stable hash of their id (:func:`partition`, ``eligibility_part``
 per-student events holds the shared-facts lock ``LOCK_KEY`` in SHARED mode and the locks of the
 partitions its events name, taken in ascending order (no deadlock); batches of different partitions
 run in parallel, and a large batch is applied range of partitions by range (``SPLIT``), one
-transaction each, so that two writers' batches of random students pipeline instead of queueing. A batch that writes shared facts (a check opened or closed, a publication, a filing,
-a roster part) holds ``LOCK_KEY`` EXCLUSIVELY, alone. The summary counts' triggers take their own lock
+transaction each, so that two writers' batches of random students pipeline instead of queueing.
+A batch that writes shared facts (a check opened or closed, a publication, a filing, a roster part)
+holds ``LOCK_KEY`` EXCLUSIVELY, alone. The summary counts' triggers take their own lock
 (migrations/0103) for the few statements that write statuses, so counter rows are updated in turn.
 
 With ``defer_everyone`` (the service), an event that touches every student (a province-wide check,
@@ -570,10 +571,10 @@ def rebuild(conn: Any, ledger: Ledger, book: PolicyBook | None = None, *, throug
             cur.executemany("INSERT INTO eligibility_shared (kind, key, fact) VALUES (%s, %s, %s)",
                             [(kind, key, Jsonb(fact)) for kind, key, fact in shared_rows(ledger.shared)])
             _copy_roster_entries(cur, SHARED_KINDS["roster_part"].items(ledger.shared))
-            with cur.copy(f"COPY eligibility_status ({_STATUS_COLUMNS}) FROM STDIN") as copy:
-                for status in derive_all(ledger, book):
+            with cur.copy(f"COPY eligibility_status ({_STATUS_COLUMNS}, contrib) FROM STDIN") as copy:
+                for status in derive_all(ledger, book):  # with its count contribution, as batches write it
                     copy.write_row((*_status_columns(status), json.dumps(status, ensure_ascii=False),
-                                    through_position))
+                                    through_position, contrib(status)))
                     count += 1
             cur.execute(_UPSERT_META, ("shared_token", uuid.uuid4().hex))
             cur.execute(_UPSERT_META, ("rebuilt_through", str(through_position)))
