@@ -29,7 +29,6 @@ Frames are what the console's kiosk sends: each photo fitted inside 640x480, JPE
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import os
@@ -85,19 +84,11 @@ def frame_box(text: str) -> tuple[int, int]:
 
 def shrink(data: bytes, box: tuple[int, int] | int) -> bytes:
     """The photo as a terminal camera frame: fitted inside ``box`` (width, height; a number: that
-    many pixels a side), aspect kept, JPEG quality 90 like the kiosk's canvas; a photo that fits
-    already is sent as it is."""
-    from PIL import Image, ImageOps
+    many pixels a side), as ``facematch evaluate --camera`` fits it (``evaluation.camera_frame``)."""
+    from services.facematch.evaluation import camera_frame
 
     width, height = (box, box) if isinstance(box, int) else box
-    with Image.open(io.BytesIO(data)) as image:
-        upright = (ImageOps.exif_transpose(image) or image).convert("RGB")
-        if upright.size[0] <= width and upright.size[1] <= height:
-            return data
-        upright.thumbnail((width, height))
-        out = io.BytesIO()
-        upright.save(out, "JPEG", quality=90)
-        return out.getvalue()
+    return camera_frame(data, width, height)
 
 
 def percentile(values: list[float], q: float) -> float:

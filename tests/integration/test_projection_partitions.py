@@ -15,9 +15,10 @@ import psycopg
 import pytest
 
 from contracts.envelope import Envelope
-from services.eligibility.projection import audit, queries
+from services.eligibility.projection import queries
 from services.eligibility.projection.writer import PARTITIONS, Projection, partition
 from tests.eligibility.elig_builders import Log, at, replay
+from tests.eligibility.test_elig_backlog_pg import _drain, _rows
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +26,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def dsn(fresh_database: str) -> str:
     return fresh_database  # migrated like production (0103 included)
-
-
-def _rows(dsn: str) -> dict[tuple[str, str], dict[str, Any]]:
-    with psycopg.connect(dsn) as conn:
-        return {(sid, sem): st for sid, sem, st in audit.iter_statuses(conn)}
-
-
-def _drain(conn: psycopg.Connection, live: Projection, limit: int) -> list[int]:
-    steps = []
-    while (n := live.rederive_step(conn, limit)) > 0:
-        steps.append(n)
-    return steps
 
 
 def _students_in(parts: set[int], n: int, prefix: str = "S") -> list[str]:
